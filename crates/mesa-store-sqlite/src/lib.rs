@@ -1,0 +1,1 @@
+//! mesa-store-sqlite
