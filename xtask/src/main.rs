@@ -1,1 +1,141 @@
-fn main() {}
+//! Mesa's development workflows, following the cargo-xtask convention
+//! (<https://github.com/matklad/cargo-xtask>): `cargo xtask <command>`, where the `xtask` alias
+//! in `.cargo/config.toml` runs this binary.
+//!
+//! Commands (one module each):
+//!
+//! - `ci [--skip-fmt]`: runs exactly what CI runs, in order, failing fast ([`ci`]).
+//! - `check-layers`: checks the dependency arrows of STYLE §2.2 ([`check_layers`]).
+//! - `help`: prints the usage.
+//!
+//! xtask depends on no workspace crate and shells out to cargo instead.
+//! Arguments are parsed by hand to keep dependencies few.
+
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "xtask is a CLI")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "xtask runs cargo and other commands and may read the environment"
+)]
+
+mod check_layers;
+mod ci;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command>
+
+Commands:
+  ci [--skip-fmt]   Run what CI runs, in order, stopping at the first failure:
+                    fmt, clippy, tests (nextest + doctests, or cargo test), doc, check-layers.
+                    --skip-fmt leaves out `cargo fmt --check`.
+  check-layers      Check workspace dependency arrows against STYLE §2.2.
+  help              Print this message.";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cmd {
+    Ci(ci::Options),
+    CheckLayers,
+    Help,
+}
+
+impl Cmd {
+    /// Parses the arguments after `cargo xtask`.
+    fn parse(args: &[String]) -> anyhow::Result<Self> {
+        let Some((command, rest)) = args.split_first() else {
+            return Ok(Self::Help);
+        };
+        match command.as_str() {
+            "ci" => {
+                let mut options = ci::Options::default();
+                for arg in rest {
+                    match arg.as_str() {
+                        "--skip-fmt" => options.skip_fmt = true,
+                        other => bail!("unknown option for `ci`: {other}"),
+                    }
+                }
+                Ok(Self::Ci(options))
+            }
+            "check-layers" => {
+                if let Some(extra) = rest.first() {
+                    bail!("`check-layers` takes no arguments, got: {extra}");
+                }
+                Ok(Self::CheckLayers)
+            }
+            "help" | "--help" | "-h" => Ok(Self::Help),
+            other => bail!("unknown command: {other}"),
+        }
+    }
+
+    fn run(&self, root: &Path) -> anyhow::Result<()> {
+        match self {
+            Self::Ci(options) => ci::run(root, *options),
+            Self::CheckLayers => check_layers::run(root),
+            Self::Help => {
+                println!("{USAGE}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The workspace root: the parent of xtask's own manifest directory.
+fn project_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match Cmd::parse(&args) {
+        Ok(cmd) => cmd,
+        Err(error) => {
+            eprintln!("xtask: {error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd.run(&project_root()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cmd, ci};
+
+    fn parse(args: &[&str]) -> anyhow::Result<Cmd> {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        Cmd::parse(&args)
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse(&[]).unwrap(), Cmd::Help);
+        assert_eq!(parse(&["help"]).unwrap(), Cmd::Help);
+        assert_eq!(parse(&["--help"]).unwrap(), Cmd::Help);
+        assert_eq!(parse(&["check-layers"]).unwrap(), Cmd::CheckLayers);
+        assert_eq!(
+            parse(&["ci"]).unwrap(),
+            Cmd::Ci(ci::Options { skip_fmt: false })
+        );
+        assert_eq!(
+            parse(&["ci", "--skip-fmt"]).unwrap(),
+            Cmd::Ci(ci::Options { skip_fmt: true })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_input() {
+        assert!(parse(&["bench"]).is_err());
+        assert!(parse(&["ci", "--fast"]).is_err());
+        assert!(parse(&["check-layers", "extra"]).is_err());
+    }
+}
