@@ -1,0 +1,406 @@
+//! The per-aggregate store traits and their union, [`Store`].
+//!
+//! Reads return domain entities. Writes take a complete decision (new row, expected version,
+//! audit rows) and commit it in one transaction. Every audit row passed in is appended to the
+//! hash-chained activity log in that same transaction.
+
+use async_trait::async_trait;
+use mesa_domain::entity::{
+    ActivityEvent, Agent, AgentRevision, ApexBlock, ApiKey, Approval, Archetype, ArchetypePatch,
+    ArchetypeVersion, Audit, BudgetPolicy, BudgetScope, Comment, Cron, Directive, Issue, Label,
+    MemoryItem, NewActivity, NorthStarValue, Reflection, Run, Setting, Skill, WebhookDelivery,
+    WikiPage, WikiRevision, WorkBlock,
+};
+use mesa_domain::{
+    AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey, LabelId,
+    RunId, Slug, Timestamp, WikiSlug, WorkBlockId,
+};
+
+use crate::Result;
+use crate::records::*;
+
+/// Issues and their comments.
+#[async_trait]
+pub trait IssueStore: Send + Sync {
+    /// Creates an issue, allocating its key atomically. `DuplicateTitle` if an open issue has
+    /// the same normalized title; `NotFound` for a missing parent, work block or label.
+    async fn create_issue(&self, new: NewIssueRecord) -> Result<Issue>;
+    /// The issue with this key (soft-deleted ones included).
+    async fn issue(&self, key: &IssueKey) -> Result<Issue>;
+    /// The issue with this id.
+    async fn issue_by_id(&self, id: IssueId) -> Result<Issue>;
+    /// Issues matching the filter, newest first.
+    async fn list_issues(&self, filter: &IssueFilter, page: &PageRequest) -> Result<Page<Issue>>;
+    /// Number of issues matching the filter.
+    async fn count_issues(&self, filter: &IssueFilter) -> Result<u64>;
+    /// Direct sub-issues of `key`.
+    async fn children(&self, key: &IssueKey) -> Result<Vec<Issue>>;
+    /// Writes a decided update if the version still matches (`StaleVersion` otherwise).
+    /// Keeps the open-title rule (`DuplicateTitle`) and references valid.
+    async fn update_issue(&self, write: IssueWrite) -> Result<Issue>;
+    /// Atomic checkout (SPEC §2.2): exactly one of any number of concurrent callers wins;
+    /// the others get `CheckoutConflict`.
+    async fn checkout_issue(&self, req: CheckoutRequest) -> Result<CheckoutOutcome>;
+    /// Removes an issue for good, with its comments (`DELETE ?purge=true`).
+    async fn purge_issue(&self, key: &IssueKey, activity: Vec<NewActivity>) -> Result<()>;
+    /// Open issues whose normalized title equals this one's (for duplicate checks).
+    async fn open_issue_with_title(&self, normalized_title: &str) -> Result<Option<IssueKey>>;
+    /// Full-text candidates for near-duplicate search, best first.
+    async fn search_issues(&self, query: &str, limit: u32) -> Result<Vec<Issue>>;
+
+    /// Adds a comment (and its audit rows).
+    async fn add_comment(&self, comment: NewComment, activity: Vec<NewActivity>)
+    -> Result<Comment>;
+    /// Comments of an issue, oldest first.
+    async fn comments(&self, key: &IssueKey, page: &PageRequest) -> Result<Page<Comment>>;
+    /// The newest comments of an issue, at most `limit`, oldest first.
+    async fn recent_comments(&self, key: &IssueKey, limit: u32) -> Result<Vec<Comment>>;
+}
+
+/// Labels.
+#[async_trait]
+pub trait LabelStore: Send + Sync {
+    /// Creates a label (`Conflict` on a duplicate name).
+    async fn create_label(&self, label: Created<Label>) -> Result<Label>;
+    /// Updates a label if the version matches.
+    async fn update_label(&self, write: Versioned<Label>) -> Result<Label>;
+    /// Deletes a label and detaches it from issues.
+    async fn delete_label(&self, id: LabelId, activity: Vec<NewActivity>) -> Result<()>;
+    /// One label.
+    async fn label(&self, id: LabelId) -> Result<Label>;
+    /// All labels by name.
+    async fn list_labels(&self) -> Result<Vec<Label>>;
+}
+
+/// Agents and their configuration revisions.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Creates an agent with revision 1 (`Conflict` on a duplicate slug).
+    async fn create_agent(&self, new: NewAgentRecord) -> Result<Agent>;
+    /// Writes a decided update if the version matches, with a new revision when asked.
+    async fn update_agent(&self, write: AgentWrite) -> Result<Agent>;
+    /// One agent by id.
+    async fn agent(&self, id: AgentId) -> Result<Agent>;
+    /// One agent by slug.
+    async fn agent_by_slug(&self, slug: &Slug) -> Result<Agent>;
+    /// All agents, by creation order.
+    async fn list_agents(&self) -> Result<Vec<Agent>>;
+    /// Number of agents (bootstrap uses zero as "empty database").
+    async fn count_agents(&self) -> Result<u64>;
+    /// Revisions of an agent, newest first.
+    async fn agent_revisions(&self, id: AgentId) -> Result<Vec<AgentRevision>>;
+    /// One revision.
+    async fn agent_revision(&self, id: AgentId, number: i64) -> Result<AgentRevision>;
+}
+
+/// Archetypes, their versions, and proposed patches.
+#[async_trait]
+pub trait ArchetypeStore: Send + Sync {
+    /// Adds a version (or creates the archetype at version 1), updating the current version
+    /// if `expected_version` still matches (`StaleVersion` otherwise). Approving a patch marks
+    /// it approved and supersedes other pending patches on older versions.
+    async fn write_archetype_version(&self, write: ArchetypeVersionWrite) -> Result<Archetype>;
+    /// The current version of an archetype.
+    async fn archetype(&self, slug: &Slug) -> Result<Archetype>;
+    /// All archetypes by slug.
+    async fn list_archetypes(&self) -> Result<Vec<Archetype>>;
+    /// Versions of an archetype, newest first.
+    async fn archetype_versions(&self, slug: &Slug) -> Result<Vec<ArchetypeVersion>>;
+    /// One version.
+    async fn archetype_version(&self, slug: &Slug, version: i64) -> Result<ArchetypeVersion>;
+    /// Stores a proposed patch.
+    async fn create_patch(&self, patch: Created<ArchetypePatch>) -> Result<ArchetypePatch>;
+    /// Updates a patch's status.
+    async fn update_patch(&self, write: PatchWrite) -> Result<ArchetypePatch>;
+    /// One patch.
+    async fn patch(&self, id: ArchetypePatchId) -> Result<ArchetypePatch>;
+    /// Patches, newest first, optionally of one status.
+    async fn list_patches(
+        &self,
+        status: Option<mesa_domain::PatchStatus>,
+    ) -> Result<Vec<ArchetypePatch>>;
+}
+
+/// Work blocks, north-star history, and apex blocks.
+#[async_trait]
+pub trait BlockStore: Send + Sync {
+    /// Creates a work block.
+    async fn create_work_block(&self, block: Created<WorkBlock>) -> Result<WorkBlock>;
+    /// Writes a decided update if the version matches. A second active block is refused with
+    /// `SecondActiveBlock` by the database itself.
+    async fn update_work_block(&self, write: WorkBlockWrite) -> Result<WorkBlock>;
+    /// One work block.
+    async fn work_block(&self, id: WorkBlockId) -> Result<WorkBlock>;
+    /// Work blocks, newest first.
+    async fn list_work_blocks(
+        &self,
+        status: Option<mesa_domain::WorkBlockStatus>,
+    ) -> Result<Vec<WorkBlock>>;
+    /// The active block, if any.
+    async fn active_work_block(&self) -> Result<Option<WorkBlock>>;
+    /// Puts an issue into a block (or takes it out with `None`), bumping the issue's version.
+    /// `Conflict` if the issue is in another block, or the block does not accept issues.
+    async fn set_issue_block(
+        &self,
+        key: &IssueKey,
+        block: Option<WorkBlockId>,
+        activity: Vec<NewActivity>,
+    ) -> Result<Issue>;
+    /// Records a north-star measurement and sets the block's current value.
+    async fn record_north_star(
+        &self,
+        value: NorthStarValue,
+        activity: Vec<NewActivity>,
+    ) -> Result<WorkBlock>;
+    /// North-star history of a block, oldest first.
+    async fn north_star_history(&self, id: WorkBlockId) -> Result<Vec<NorthStarValue>>;
+
+    /// Creates an apex block.
+    async fn create_apex_block(&self, block: Created<ApexBlock>) -> Result<ApexBlock>;
+    /// Updates an apex block if the version matches.
+    async fn update_apex_block(&self, write: ApexBlockWrite) -> Result<ApexBlock>;
+    /// One apex block.
+    async fn apex_block(&self, id: mesa_domain::ApexBlockId) -> Result<ApexBlock>;
+    /// All apex blocks, newest first.
+    async fn list_apex_blocks(&self) -> Result<Vec<ApexBlock>>;
+}
+
+/// Approvals.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Creates an approval.
+    async fn create_approval(&self, approval: Created<Approval>) -> Result<Approval>;
+    /// Writes a decided update if the version matches. Resolving one that is no longer pending
+    /// loses the version race and gets `StaleVersion`.
+    async fn update_approval(&self, write: ApprovalWrite) -> Result<Approval>;
+    /// One approval.
+    async fn approval(&self, id: ApprovalId) -> Result<Approval>;
+    /// Approvals, pending first then newest, optionally of one status.
+    async fn list_approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<Approval>>;
+    /// Pending approvals whose expiry is at or before `now`.
+    async fn expired_approvals(&self, now: Timestamp) -> Result<Vec<Approval>>;
+}
+
+/// Runs, their queue, leases and budgets.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Enqueues a wake-up, merging into the queued run of the same (agent, issue) if any.
+    async fn enqueue_run(&self, new: NewRunRecord) -> Result<EnqueueOutcome>;
+    /// One run.
+    async fn run(&self, id: RunId) -> Result<Run>;
+    /// Runs matching the filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter, page: &PageRequest) -> Result<Page<Run>>;
+    /// Queued runs that may start at `now`, in queue order (priority desc, trigger rank, age).
+    async fn queued_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>>;
+    /// Budget check-and-reserve and start, one transaction (see [`StartRunRequest`]).
+    async fn start_run(&self, req: StartRunRequest) -> Result<Run>;
+    /// Records the process of a started run.
+    async fn set_run_process(&self, id: RunId, pid: Option<i64>, pgid: Option<i64>) -> Result<()>;
+    /// Records worktree, branch and base commit of a started run (and the issue's branch).
+    async fn set_run_workspace(
+        &self,
+        id: RunId,
+        worktree_path: Option<String>,
+        branch: Option<String>,
+        base_commit: Option<String>,
+    ) -> Result<()>;
+    /// Extends the lease of running runs of `node_id`; returns how many.
+    async fn renew_leases(&self, node_id: &str, until: Timestamp) -> Result<u64>;
+    /// Running runs whose lease expired at `now`, or all running runs of `node_id` when given
+    /// (single-node restart recovery).
+    async fn stale_runs(&self, now: Timestamp, node_id: Option<&str>) -> Result<Vec<Run>>;
+    /// Finishes a run (see [`FinishRunRecord`]); `RunState` if it had already finished.
+    async fn finish_run(&self, record: FinishRunRecord) -> Result<Run>;
+    /// Number of running runs, in total and of one agent.
+    async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)>;
+
+    /// Spend since `since` (cost events) plus current reservations, of an agent or the org.
+    async fn spend(&self, scope: BudgetScope, since: Timestamp) -> Result<Spend>;
+    /// The budget policy of a scope, if any.
+    async fn budget_policy(&self, scope: BudgetScope) -> Result<Option<BudgetPolicy>>;
+    /// Creates or replaces a budget policy.
+    async fn put_budget_policy(
+        &self,
+        policy: BudgetPolicy,
+        activity: Vec<NewActivity>,
+    ) -> Result<BudgetPolicy>;
+    /// Costs of the agent's last `n` finished runs, newest first (for the default reserve).
+    async fn recent_run_costs(&self, agent: AgentId, n: u32) -> Result<Vec<mesa_domain::MicroUsd>>;
+    /// Records reported usage as a cost event (and on the run, when given).
+    async fn record_usage(
+        &self,
+        agent: AgentId,
+        run: Option<RunId>,
+        usage: mesa_domain::entity::TokenUsage,
+        cost: mesa_domain::MicroUsd,
+        source: mesa_domain::CostSource,
+        event_id: mesa_domain::CostEventId,
+        at: Timestamp,
+    ) -> Result<()>;
+}
+
+/// API keys and board tokens.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a key (hash only).
+    async fn create_key(&self, new: NewApiKey) -> Result<ApiKey>;
+    /// The key with this SHA-256 hex hash, if any.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    /// Records a use.
+    async fn touch_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()>;
+    /// Revokes a key.
+    async fn revoke_key(
+        &self,
+        id: ApiKeyId,
+        at: Timestamp,
+        activity: Vec<NewActivity>,
+    ) -> Result<()>;
+    /// Board tokens and agent keys (not run keys), newest first.
+    async fn list_keys(&self, agent: Option<AgentId>) -> Result<Vec<ApiKey>>;
+}
+
+/// Reflections, skills, memory and the wiki.
+#[async_trait]
+pub trait KnowledgeStore: Send + Sync {
+    /// Stores a reflection.
+    async fn create_reflection(&self, r: Created<Reflection>) -> Result<Reflection>;
+    /// An agent's reflections, newest first.
+    async fn reflections(&self, agent: AgentId, limit: u32) -> Result<Vec<Reflection>>;
+    /// Stores a skill (`Conflict` on a duplicate slug).
+    async fn create_skill(&self, s: Created<Skill>) -> Result<Skill>;
+    /// Updates a skill if the version matches.
+    async fn update_skill(&self, write: Versioned<Skill>) -> Result<Skill>;
+    /// One skill.
+    async fn skill(&self, slug: &Slug) -> Result<Skill>;
+    /// Skills, by slug; with a query, full-text matches best first.
+    async fn list_skills(&self, query: Option<&str>) -> Result<Vec<Skill>>;
+    /// Stores a memory item.
+    async fn create_memory(&self, m: Created<MemoryItem>) -> Result<MemoryItem>;
+    /// Recalls memory of an agent (and shared items) matching a query, counting the recall.
+    async fn recall_memory(
+        &self,
+        agent: Option<AgentId>,
+        query: &str,
+        limit: u32,
+        at: Timestamp,
+    ) -> Result<Vec<MemoryItem>>;
+
+    /// Creates a wiki page with revision 1 (`Conflict` on a duplicate slug).
+    async fn create_wiki_page(&self, page: Created<WikiPage>) -> Result<WikiPage>;
+    /// Edits a page if the version matches, storing a revision.
+    async fn update_wiki_page(&self, write: WikiWrite) -> Result<WikiPage>;
+    /// Deletes a page and its revisions.
+    async fn delete_wiki_page(&self, slug: &WikiSlug, activity: Vec<NewActivity>) -> Result<()>;
+    /// One page.
+    async fn wiki_page(&self, slug: &WikiSlug) -> Result<WikiPage>;
+    /// Pages by title.
+    async fn list_wiki_pages(&self, page: &PageRequest) -> Result<Page<WikiPage>>;
+    /// Revisions of a page, newest first.
+    async fn wiki_revisions(&self, slug: &WikiSlug) -> Result<Vec<WikiRevision>>;
+    /// Full-text search with prefix matching: `(page, snippet)` best first.
+    async fn search_wiki(&self, query: &str, limit: u32) -> Result<Vec<(WikiPage, String)>>;
+}
+
+/// Directives, crons and audits.
+#[async_trait]
+pub trait GovernanceStore: Send + Sync {
+    /// Creates a directive.
+    async fn create_directive(&self, d: Created<Directive>) -> Result<Directive>;
+    /// Updates a directive if the version matches.
+    async fn update_directive(&self, write: Versioned<Directive>) -> Result<Directive>;
+    /// Deletes a directive.
+    async fn delete_directive(
+        &self,
+        id: mesa_domain::DirectiveId,
+        activity: Vec<NewActivity>,
+    ) -> Result<()>;
+    /// Directives, oldest first.
+    async fn list_directives(&self) -> Result<Vec<Directive>>;
+    /// Creates a cron.
+    async fn create_cron(&self, c: Created<Cron>) -> Result<Cron>;
+    /// Updates a cron if the version matches.
+    async fn update_cron(&self, write: Versioned<Cron>) -> Result<Cron>;
+    /// Deletes a cron.
+    async fn delete_cron(&self, id: mesa_domain::CronId, activity: Vec<NewActivity>) -> Result<()>;
+    /// Crons, oldest first.
+    async fn list_crons(&self) -> Result<Vec<Cron>>;
+    /// Creates an audit record.
+    async fn create_audit(&self, a: Created<Audit>) -> Result<Audit>;
+    /// Replaces an audit record.
+    async fn update_audit(&self, a: Audit) -> Result<Audit>;
+    /// Audits, newest first.
+    async fn list_audits(&self) -> Result<Vec<Audit>>;
+}
+
+/// Settings, webhook deliveries, the audit log, and maintenance.
+#[async_trait]
+pub trait SystemStore: Send + Sync {
+    /// One setting.
+    async fn setting(&self, key: &str) -> Result<Option<Setting>>;
+    /// All settings by key.
+    async fn settings(&self) -> Result<Vec<Setting>>;
+    /// Sets settings (insert or replace), in one transaction.
+    async fn put_settings(&self, settings: Vec<Setting>, activity: Vec<NewActivity>) -> Result<()>;
+
+    /// Records a delivery; `Conflict` if `(source, delivery_id)` was seen before.
+    async fn record_delivery(&self, d: WebhookDelivery) -> Result<WebhookDelivery>;
+
+    /// Appends rows to the activity log in one transaction.
+    async fn append_activity(&self, rows: Vec<NewActivity>) -> Result<Vec<ActivityEvent>>;
+    /// Rows matching the filter, newest first.
+    async fn list_activity(
+        &self,
+        filter: &ActivityFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ActivityEvent>>;
+    /// Rows with id greater than `after`, oldest first (for event replay and exports).
+    async fn activity_after(
+        &self,
+        after: mesa_domain::ActivityId,
+        limit: u32,
+    ) -> Result<Vec<ActivityEvent>>;
+    /// Walks the whole chain and reports the first row that does not verify.
+    async fn verify_activity_chain(&self) -> Result<ChainReport>;
+
+    /// Migration state.
+    async fn health(&self) -> Result<Health>;
+    /// A consistent copy of the live database at `path` (which must not exist).
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
+    /// The database's own integrity check; `Ok(vec!["ok"])` when healthy.
+    async fn integrity_check(&self) -> Result<Vec<String>>;
+}
+
+/// Everything Mesa stores. Implemented automatically for any type implementing every part.
+pub trait Store:
+    IssueStore
+    + LabelStore
+    + AgentStore
+    + ArchetypeStore
+    + BlockStore
+    + ApprovalStore
+    + RunStore
+    + KeyStore
+    + KnowledgeStore
+    + GovernanceStore
+    + SystemStore
+{
+}
+
+impl<T> Store for T where
+    T: IssueStore
+        + LabelStore
+        + AgentStore
+        + ArchetypeStore
+        + BlockStore
+        + ApprovalStore
+        + RunStore
+        + KeyStore
+        + KnowledgeStore
+        + GovernanceStore
+        + SystemStore
+{
+}
