@@ -102,7 +102,7 @@ impl StoreError {
     }
 
     /// `NotFound` for `entity` with `id`.
-    pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
+    pub fn not_found(entity: &'static str, id: &dyn std::fmt::Display) -> Self {
         StoreError::NotFound {
             entity,
             id: id.to_string(),

@@ -431,3 +431,24 @@ pub struct NewApiKey {
     /// Audit rows.
     pub activity: Vec<NewActivity>,
 }
+
+/// Usage reported outside the runner's own parsing (`POST /usage/report`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// Identity of the cost event.
+    pub event_id: mesa_domain::CostEventId,
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The run to add it to, if any.
+    pub run_id: Option<RunId>,
+    /// Tokens.
+    pub usage: TokenUsage,
+    /// Money.
+    pub cost_usd: MicroUsd,
+    /// Where the figures came from.
+    pub source: CostSource,
+    /// When.
+    pub at: Timestamp,
+    /// Audit rows.
+    pub activity: Vec<NewActivity>,
+}

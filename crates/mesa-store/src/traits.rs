@@ -230,17 +230,8 @@ pub trait RunStore: Send + Sync {
     ) -> Result<BudgetPolicy>;
     /// Costs of the agent's last `n` finished runs, newest first (for the default reserve).
     async fn recent_run_costs(&self, agent: AgentId, n: u32) -> Result<Vec<mesa_domain::MicroUsd>>;
-    /// Records reported usage as a cost event (and on the run, when given).
-    async fn record_usage(
-        &self,
-        agent: AgentId,
-        run: Option<RunId>,
-        usage: mesa_domain::entity::TokenUsage,
-        cost: mesa_domain::MicroUsd,
-        source: mesa_domain::CostSource,
-        event_id: mesa_domain::CostEventId,
-        at: Timestamp,
-    ) -> Result<()>;
+    /// Records usage as a cost event (and adds it to the run, when given).
+    async fn record_usage(&self, usage: UsageRecord) -> Result<()>;
 }
 
 /// API keys and board tokens.
