@@ -81,6 +81,9 @@ pub enum StoreError {
         /// The status needed.
         expected: &'static str,
     },
+    /// The caller passed a value the store cannot use (e.g. a cursor it did not issue).
+    #[error("{0}")]
+    Invalid(#[source] ValidationError),
     /// A stored value failed to parse: the database holds something the domain rejects.
     #[error("stored {entity} is invalid")]
     Corrupt {

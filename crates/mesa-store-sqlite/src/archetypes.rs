@@ -1,0 +1,1 @@
+//! archetypes (in progress)

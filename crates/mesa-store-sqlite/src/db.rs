@@ -1,0 +1,138 @@
+//! Connections: one writer, a pool of readers, and the write-transaction helper.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use mesa_store::{Result, StoreError};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::error::backend;
+
+/// `PRAGMA synchronous` for the writer. `Full` (the default) makes every commit durable across
+/// power loss; `Normal` is durable across process crashes only, and faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync the WAL on every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+}
+
+impl FromStr for Synchronous {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(format!("synchronous must be full or normal, got {other:?}")),
+        }
+    }
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; created if missing.
+    pub path: PathBuf,
+    /// Durability of commits.
+    pub synchronous: Synchronous,
+    /// How long a connection waits for a lock before failing.
+    pub busy_timeout: Duration,
+    /// Read connections.
+    pub readers: u32,
+}
+
+impl SqliteOptions {
+    /// Defaults for a file: `synchronous=FULL`, 5 s busy timeout, 4 readers.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+        }
+    }
+}
+
+/// The SQLite store. Cheap to clone (the pools are shared).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `options.path` and applies pending
+    /// migrations. WAL mode, foreign keys on, busy timeout, the chosen `synchronous`.
+    pub async fn open(options: SqliteOptions) -> Result<Self> {
+        let sync = match options.synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(&options.path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+
+        // One writer: every write transaction queues for this connection, then takes the
+        // database lock with BEGIN IMMEDIATE. The pool's acquire timeout bounds the wait.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(backend)?;
+        crate::MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(StoreError::backend)?;
+
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: options.path,
+        })
+    }
+
+    /// Opens with the default options.
+    pub async fn open_path(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open(SqliteOptions::new(path.as_ref())).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction with `BEGIN IMMEDIATE` on the writer connection.
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+}

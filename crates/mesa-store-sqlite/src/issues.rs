@@ -1,0 +1,1 @@
+//! issues (in progress)
