@@ -1,1 +1,69 @@
-//! mesa-core
+//! The embeddable Mesa: one [`Mesa`] handle that every front end (the HTTP API, the dashboard,
+//! the CLI, tests, other programs) uses to run an AI-agent company.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mesa_core::CoreError> {
+//! use mesa_core::{Mesa, CoreConfig};
+//! use mesa_domain::{Actor, WorkingDir};
+//!
+//! let config = CoreConfig::new("/var/lib/mesa", WorkingDir::parse("/srv/project")?);
+//! let mesa = Mesa::builder().sqlite("/var/lib/mesa/mesa.db").config(config).build().await?;
+//! mesa.bootstrap_if_empty().await?;
+//! let board = Actor::board("me");
+//! let issue = mesa.create_issue(&board, mesa_core::NewIssue::titled("Fix login")?).await?;
+//! println!("created {}", issue.issue.key);
+//! # Ok(()) }
+//! ```
+//!
+//! Architecture invariants:
+//! - The core is a library citizen: it never exits the process, installs no global subscriber
+//!   or signal handler, reads no environment variable, and spawns no background task until a
+//!   `start_*` method is called.
+//! - Every state change goes: parse input → ask `mesa-workflow` → one atomic store call (row,
+//!   version check, audit rows) → publish [`mesa_domain::DomainEvent`]s on the [`EventBus`]
+//!   only after the commit.
+//! - The core knows no transport: errors carry an [`ErrorKind`], never an HTTP status.
+//!
+//! Start reading at [`Mesa`] and [`MesaBuilder`]; commands are grouped by aggregate in the
+//! modules below.
+
+#![warn(missing_docs)]
+
+mod activity_log;
+mod agents;
+mod archetypes;
+mod blocks;
+mod bootstrap;
+mod clock;
+mod config;
+mod error;
+mod events;
+mod hints;
+mod issues;
+mod knowledge;
+mod mesa;
+mod settings;
+
+pub mod catalog;
+
+pub use agents::{AgentView, NewAgent};
+pub use blocks::{BlockOutcome, NewApproval, NewWorkBlock};
+pub use bootstrap::BootstrapReport;
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use config::CoreConfig;
+pub use error::{CoreError, ErrorKind, Result};
+pub use events::EventBus;
+pub use issues::{IssueDetail, IssueList, IssuePatch, IssueView, NewIssue};
+pub use mesa::{Mesa, MesaBuilder};
+pub use settings::{FEATURE_FLAGS, Settings};
+
+/// Re-exports of the layers below, so embedders need only this crate.
+pub use mesa_domain as domain;
+pub use mesa_store as store;
+pub use mesa_workflow as workflow;
+
+/// Options of the SQLite backend (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub mod store_sqlite {
+    pub use mesa_store_sqlite::{SqliteOptions, Synchronous};
+}

@@ -1,1 +1,1066 @@
-//! issues (in progress)
+//! Issues, comments and labels: [`IssueStore`] and [`LabelStore`] for [`SqliteStore`].
+//!
+//! The rules the database keeps here: keys are allocated from `issue_counters` inside the
+//! creating transaction (dense, never reused); an open issue's normalized title is unique (the
+//! partial index `issues_open_title`); a checkout is one conditional `UPDATE`, so any number of
+//! concurrent callers produce exactly one winner; every versioned write is
+//! `UPDATE ... WHERE version = ?` and writes nothing at all when it loses.
+
+use std::num::NonZeroU64;
+
+use async_trait::async_trait;
+use mesa_domain::entity::{Comment, Issue, Label, NewActivity};
+use mesa_domain::{
+    AgentId, Color, CommentId, CommentKind, IssueId, IssueKey, IssueStatus, IssueType, LabelId,
+    Markdown, Name, Priority, Stage, Stages, Title, Version, WorkBlockId, WorkBlockStatus,
+};
+use mesa_store::{
+    CheckoutOutcome, CheckoutRequest, Created, IssueFilter, IssueStore, IssueWrite, LabelStore,
+    NewComment, NewIssueRecord, Page, PageRequest, Result, StoreError, Versioned,
+};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::SqliteStore;
+use crate::activity;
+use crate::error::{backend, map_err};
+use crate::rows::{decode_cursor, encode_cursor, json, ms_opt, parse, to_json, ts, ts_opt};
+
+/// `SELECT <every issue column> FROM issues <rest>`. Columns are qualified so the same list works
+/// in joins with `issues_fts` (whose columns share names with these). `labels` is the issue's
+/// label ids as a JSON array, in id order.
+macro_rules! issue_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT issues.id, issues.key, issues.title, issues.description, issues.type, \
+             issues.status, issues.priority, issues.assignee_id, issues.parent_key, \
+             issues.work_block_id, issues.stages, issues.current_stage, issues.branch, \
+             issues.started_at, issues.completed_at, issues.cancellation_reason, \
+             issues.created_by, issues.run_count, issues.status_changed_at, issues.deleted, \
+             issues.created_at, issues.updated_at, issues.version, \
+             (SELECT json_group_array(label_id) FROM (SELECT label_id FROM issue_labels \
+              WHERE issue_id = issues.id ORDER BY label_id)) AS labels \
+             FROM issues ",
+            $rest
+        )
+    };
+}
+
+/// A stored issue.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct IssueRow {
+    id: String,
+    key: String,
+    title: String,
+    description: String,
+    #[sqlx(rename = "type")]
+    issue_type: String,
+    status: String,
+    priority: i64,
+    assignee_id: Option<String>,
+    parent_key: Option<String>,
+    work_block_id: Option<String>,
+    stages: String,
+    current_stage: Option<i64>,
+    branch: Option<String>,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    cancellation_reason: Option<String>,
+    created_by: String,
+    run_count: i64,
+    status_changed_at: i64,
+    deleted: bool,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+    labels: String,
+}
+
+const ISSUE: &str = "issue";
+
+/// A stored issue row to the domain entity.
+pub(crate) fn decode_issue(row: IssueRow) -> Result<Issue> {
+    let stages: Vec<Stage> = json(ISSUE, "stages", &row.stages)?;
+    let current_stage = match row.current_stage {
+        Some(n) => Some(u32::try_from(n).map_err(|_| StoreError::Corrupt {
+            entity: ISSUE,
+            source: mesa_domain::ValidationError::new(
+                "current_stage",
+                format!("current_stage {n} is out of range"),
+            ),
+        })?),
+        None => None,
+    };
+    Ok(Issue {
+        id: parse(ISSUE, IssueId::parse(&row.id))?,
+        key: parse(ISSUE, IssueKey::parse(&row.key))?,
+        title: parse(ISSUE, Title::parse(&row.title))?,
+        description: parse(ISSUE, Markdown::parse(&row.description))?,
+        issue_type: parse(ISSUE, IssueType::parse(&row.issue_type))?,
+        status: parse(ISSUE, IssueStatus::parse(&row.status))?,
+        priority: parse(ISSUE, Priority::new(row.priority))?,
+        assignee_id: row
+            .assignee_id
+            .map(|a| parse(ISSUE, AgentId::parse(&a)))
+            .transpose()?,
+        parent_key: row
+            .parent_key
+            .map(|k| parse(ISSUE, IssueKey::parse_field("parent_key", &k)))
+            .transpose()?,
+        work_block_id: row
+            .work_block_id
+            .map(|b| parse(ISSUE, WorkBlockId::parse(&b)))
+            .transpose()?,
+        labels: json(ISSUE, "labels", &row.labels)?,
+        stages: parse(ISSUE, Stages::from_stored(stages))?,
+        current_stage,
+        branch: row.branch,
+        started_at: ts_opt(row.started_at),
+        completed_at: ts_opt(row.completed_at),
+        cancellation_reason: row.cancellation_reason,
+        created_by: row.created_by,
+        run_count: row.run_count,
+        status_changed_at: ts(row.status_changed_at),
+        deleted: row.deleted,
+        created_at: ts(row.created_at),
+        updated_at: ts(row.updated_at),
+        version: Version(row.version),
+    })
+}
+
+/// The issue with this id, read on `conn` (inside a transaction).
+pub(crate) async fn issue_in_tx(conn: &mut SqliteConnection, id: IssueId) -> Result<Issue> {
+    let row: IssueRow = sqlx::query_as(issue_select!("WHERE issues.id = ?"))
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err(ISSUE, &id))?;
+    decode_issue(row)
+}
+
+/// A stored comment.
+#[derive(Debug, sqlx::FromRow)]
+struct CommentRow {
+    id: String,
+    issue_key: String,
+    author_agent_id: Option<String>,
+    author: String,
+    kind: String,
+    body: String,
+    created_at: i64,
+}
+
+const COMMENT: &str = "comment";
+
+fn decode_comment(row: CommentRow) -> Result<Comment> {
+    Ok(Comment {
+        id: parse(COMMENT, CommentId::parse(&row.id))?,
+        issue_key: parse(COMMENT, IssueKey::parse(&row.issue_key))?,
+        author_agent_id: row
+            .author_agent_id
+            .map(|a| parse(COMMENT, AgentId::parse(&a)))
+            .transpose()?,
+        author: row.author,
+        kind: parse(COMMENT, CommentKind::parse(&row.kind))?,
+        body: row.body,
+        created_at: ts(row.created_at),
+    })
+}
+
+/// A stored label.
+#[derive(Debug, sqlx::FromRow)]
+struct LabelRow {
+    id: String,
+    name: String,
+    color: String,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+}
+
+const LABEL: &str = "label";
+
+fn decode_label(row: LabelRow) -> Result<Label> {
+    Ok(Label {
+        id: parse(LABEL, LabelId::parse(&row.id))?,
+        name: parse(LABEL, Name::parse(&row.name))?,
+        color: parse(LABEL, Color::parse(&row.color))?,
+        created_at: ts(row.created_at),
+        updated_at: ts(row.updated_at),
+        version: Version(row.version),
+    })
+}
+
+/// Words of a user's search text, each safe to quote as an FTS5 string: runs of letters and
+/// digits only, so no FTS syntax (quotes, `*`, `NEAR`, column filters, `-`) can get through.
+fn fts_terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .take(32)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 query matching documents that contain every term as a word prefix.
+fn fts_all_prefixes(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{t}\"*"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// An FTS5 query matching documents that contain any term as a word prefix.
+fn fts_any_prefix(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{t}\"*"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// What the text filter of a list turns into.
+enum TextFilter {
+    /// No text filter.
+    None,
+    /// An FTS5 query.
+    Match(String),
+    /// Text without a searchable word: nothing matches.
+    Nothing,
+}
+
+fn text_filter(text: Option<&str>) -> TextFilter {
+    match text.map(str::trim) {
+        None | Some("") => TextFilter::None,
+        Some(t) => {
+            let terms = fts_terms(t);
+            if terms.is_empty() {
+                TextFilter::Nothing
+            } else {
+                TextFilter::Match(fts_all_prefixes(&terms))
+            }
+        }
+    }
+}
+
+/// Appends the `WHERE` clause of an issue filter (always starting with `WHERE`).
+fn push_issue_filter(qb: &mut QueryBuilder<Sqlite>, filter: &IssueFilter, text: &TextFilter) {
+    qb.push("WHERE 1 = 1");
+    if !filter.include_deleted {
+        qb.push(" AND issues.deleted = 0");
+    }
+    if !filter.statuses.is_empty() {
+        let names: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        qb.push(" AND issues.status IN (SELECT value FROM json_each(")
+            .push_bind(to_json(&names))
+            .push("))");
+    }
+    if let Some(a) = filter.assignee {
+        qb.push(" AND issues.assignee_id = ")
+            .push_bind(a.to_string());
+    }
+    if let Some(l) = filter.label {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM issue_labels il WHERE il.issue_id = issues.id \
+             AND il.label_id = ",
+        )
+        .push_bind(l.to_string())
+        .push(")");
+    }
+    if let Some(b) = filter.work_block {
+        qb.push(" AND issues.work_block_id = ")
+            .push_bind(b.to_string());
+    }
+    if let Some(p) = &filter.parent {
+        qb.push(" AND issues.parent_key = ")
+            .push_bind(p.to_string());
+    }
+    match text {
+        TextFilter::None => {}
+        TextFilter::Match(q) => {
+            qb.push(" AND issues.rowid IN (SELECT rowid FROM issues_fts WHERE issues_fts MATCH ")
+                .push_bind(q.clone())
+                .push(")");
+        }
+        TextFilter::Nothing => {
+            qb.push(" AND 0");
+        }
+    }
+}
+
+/// `NotFound` unless an issue with this key exists.
+async fn require_issue(conn: &mut SqliteConnection, key: &IssueKey) -> Result<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM issues WHERE key = ?")
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::not_found(ISSUE, key))
+}
+
+/// `NotFound` unless the agent exists.
+async fn require_agent(conn: &mut SqliteConnection, id: AgentId) -> Result<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM agents WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::not_found("agent", &id))
+}
+
+/// `NotFound` unless the block exists; `Conflict` unless it accepts issues (proposed, active).
+async fn require_open_block(conn: &mut SqliteConnection, id: WorkBlockId) -> Result<()> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM work_blocks WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    let status = status.ok_or_else(|| StoreError::not_found("work block", &id))?;
+    let status = parse("work block", WorkBlockStatus::parse(&status))?;
+    if status.accepts_issues() {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            what: format!("work block {id} is {status} and accepts no issues"),
+        })
+    }
+}
+
+/// Replaces the labels of an issue, checking each exists (`NotFound` otherwise).
+async fn write_labels(
+    conn: &mut SqliteConnection,
+    issue: IssueId,
+    labels: &[LabelId],
+) -> Result<()> {
+    let issue_id = issue.to_string();
+    sqlx::query("DELETE FROM issue_labels WHERE issue_id = ?")
+        .bind(&issue_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    for label in labels {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM labels WHERE id = ?")
+            .bind(label.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+        if found.is_none() {
+            return Err(StoreError::not_found(LABEL, label));
+        }
+        sqlx::query("INSERT OR IGNORE INTO issue_labels (issue_id, label_id) VALUES (?, ?)")
+            .bind(&issue_id)
+            .bind(label.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err(LABEL, label))?;
+    }
+    Ok(())
+}
+
+/// The key of the open, undeleted issue with this normalized title, other than `except`.
+async fn open_title_holder(
+    conn: &mut SqliteConnection,
+    title_norm: &str,
+    except: Option<IssueId>,
+) -> Result<Option<IssueKey>> {
+    let key: Option<String> = sqlx::query_scalar(
+        "SELECT key FROM issues WHERE title_norm = ?1 AND open = 1 AND deleted = 0 \
+         AND id IS NOT ?2",
+    )
+    .bind(title_norm)
+    .bind(except.map(|id| id.to_string()))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+    key.map(|k| parse(ISSUE, IssueKey::parse(&k))).transpose()
+}
+
+/// Maps a write error: a violation of the open-title index becomes `DuplicateTitle` with the
+/// holder's key (looked up on the same connection), anything else goes through [`map_err`].
+async fn title_aware_err(
+    conn: &mut SqliteConnection,
+    err: sqlx::Error,
+    title_norm: &str,
+    id: IssueId,
+    what: &IssueKey,
+) -> StoreError {
+    let is_title = matches!(&err, sqlx::Error::Database(db)
+        if db.is_unique_violation() && db.message().contains("title_norm"));
+    if is_title && let Ok(Some(existing_key)) = open_title_holder(conn, title_norm, Some(id)).await
+    {
+        return StoreError::DuplicateTitle { existing_key };
+    }
+    map_err(ISSUE, what)(err)
+}
+
+/// Inserts a comment on `conn`.
+async fn insert_comment(conn: &mut SqliteConnection, c: &NewComment) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO comments (id, issue_key, author_agent_id, author, kind, body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.id.to_string())
+    .bind(c.issue_key.as_str())
+    .bind(c.author_agent_id.map(|a| a.to_string()))
+    .bind(&c.author)
+    .bind(c.kind.as_str())
+    .bind(&c.body)
+    .bind(c.created_at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err(COMMENT, &c.id))?;
+    Ok(())
+}
+
+#[async_trait]
+impl IssueStore for SqliteStore {
+    async fn create_issue(&self, new: NewIssueRecord) -> Result<Issue> {
+        let NewIssueRecord {
+            id,
+            prefix,
+            title,
+            description,
+            issue_type,
+            priority,
+            assignee_id,
+            parent_key,
+            work_block_id,
+            labels,
+            stages,
+            created_by,
+            created_at,
+            mut activity,
+        } = new;
+        let title_norm = title.normalized();
+        let mut tx = self.write_tx().await?;
+
+        if let Some(existing_key) = open_title_holder(&mut tx, &title_norm, None).await? {
+            return Err(StoreError::DuplicateTitle { existing_key });
+        }
+        if let Some(parent) = &parent_key {
+            require_issue(&mut tx, parent).await?;
+        }
+        if let Some(block) = work_block_id {
+            require_open_block(&mut tx, block).await?;
+        }
+        if let Some(agent) = assignee_id {
+            require_agent(&mut tx, agent).await?;
+        }
+
+        // The key: one more than the last of this prefix, in this transaction, so a rollback
+        // gives the number back and keys stay dense.
+        let number: i64 = sqlx::query_scalar(
+            "INSERT INTO issue_counters (prefix, last) VALUES (?, 1) \
+             ON CONFLICT (prefix) DO UPDATE SET last = last + 1 RETURNING last",
+        )
+        .bind(prefix.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let key = IssueKey::new(
+            &prefix,
+            u64::try_from(number)
+                .ok()
+                .and_then(NonZeroU64::new)
+                .expect("issue counters start at 1 and only grow"),
+        );
+
+        let inserted = sqlx::query(
+            "INSERT INTO issues (id, key, number, title, title_norm, description, type, status, \
+             open, priority, assignee_id, parent_key, work_block_id, stages, current_stage, \
+             created_by, run_count, status_changed_at, deleted, created_at, updated_at, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'todo', 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
+             ?15, 0, ?15, ?15, 1)",
+        )
+        .bind(id.to_string())
+        .bind(key.as_str())
+        .bind(number)
+        .bind(title.as_str())
+        .bind(&title_norm)
+        .bind(description.as_str())
+        .bind(issue_type.as_str())
+        .bind(i64::from(priority.get()))
+        .bind(assignee_id.map(|a| a.to_string()))
+        .bind(parent_key.as_ref().map(IssueKey::as_str))
+        .bind(work_block_id.map(|b| b.to_string()))
+        .bind(to_json(stages.as_slice()))
+        .bind(stages.current().map(i64::from))
+        .bind(&created_by)
+        .bind(created_at.as_millis())
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            return Err(title_aware_err(&mut tx, err, &title_norm, id, &key).await);
+        }
+
+        let mut unique_labels = labels;
+        unique_labels.sort_unstable();
+        unique_labels.dedup();
+        write_labels(&mut tx, id, &unique_labels).await?;
+
+        for row in &mut activity {
+            if row.entity_id.is_empty() {
+                row.entity_id = key.to_string();
+            }
+        }
+        activity::append(&mut tx, activity).await?;
+        let issue = issue_in_tx(&mut tx, id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(issue)
+    }
+
+    async fn issue(&self, key: &IssueKey) -> Result<Issue> {
+        let row: IssueRow = sqlx::query_as(issue_select!("WHERE issues.key = ?"))
+            .bind(key.as_str())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err(ISSUE, key))?;
+        decode_issue(row)
+    }
+
+    async fn issue_by_id(&self, id: IssueId) -> Result<Issue> {
+        let row: IssueRow = sqlx::query_as(issue_select!("WHERE issues.id = ?"))
+            .bind(id.to_string())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err(ISSUE, &id))?;
+        decode_issue(row)
+    }
+
+    async fn list_issues(&self, filter: &IssueFilter, page: &PageRequest) -> Result<Page<Issue>> {
+        let text = text_filter(filter.text.as_deref());
+        let mut qb = QueryBuilder::<Sqlite>::new(issue_select!(""));
+        push_issue_filter(&mut qb, filter, &text);
+        if let Some(cursor) = &page.cursor {
+            let (created_at, id) = decode_cursor(cursor)?;
+            qb.push(" AND (issues.created_at, issues.id) < (")
+                .push_bind(created_at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        qb.push(" ORDER BY issues.created_at DESC, issues.id DESC LIMIT ")
+            .push_bind(i64::from(page.limit) + 1);
+        let rows: Vec<IssueRow> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        let mut items = rows
+            .into_iter()
+            .map(decode_issue)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items
+                .last()
+                .map(|i| encode_cursor(i.created_at.as_millis(), &i.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn count_issues(&self, filter: &IssueFilter) -> Result<u64> {
+        let text = text_filter(filter.text.as_deref());
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM issues ");
+        push_issue_filter(&mut qb, filter, &text);
+        let n: i64 = qb
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn children(&self, key: &IssueKey) -> Result<Vec<Issue>> {
+        let rows: Vec<IssueRow> = sqlx::query_as(issue_select!(
+            "WHERE issues.parent_key = ? AND issues.deleted = 0 ORDER BY issues.number"
+        ))
+        .bind(key.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_issue).collect()
+    }
+
+    async fn update_issue(&self, write: IssueWrite) -> Result<Issue> {
+        let IssueWrite {
+            issue,
+            expected,
+            comments,
+            activity,
+        } = write;
+        let mut tx = self.write_tx().await?;
+
+        let current: Option<(i64, String, Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT version, key, parent_key, work_block_id, assignee_id FROM issues \
+                 WHERE id = ?",
+            )
+            .bind(issue.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some((version, key, parent, block, assignee)) = current else {
+            return Err(StoreError::not_found(ISSUE, &issue.key));
+        };
+        if Version(version) != expected {
+            return Err(StoreError::StaleVersion {
+                entity: ISSUE,
+                id: key,
+                expected,
+                actual: Version(version),
+            });
+        }
+
+        // References the caller changed must be valid.
+        if issue.parent_key.as_ref().map(IssueKey::as_str) != parent.as_deref()
+            && let Some(new_parent) = &issue.parent_key
+        {
+            require_issue(&mut tx, new_parent).await?;
+            let cycle: Option<i64> = sqlx::query_scalar(
+                "WITH RECURSIVE up(k) AS (SELECT ?1 UNION SELECT issues.parent_key FROM issues \
+                 JOIN up ON issues.key = up.k WHERE issues.parent_key IS NOT NULL) \
+                 SELECT 1 FROM up WHERE k = ?2 LIMIT 1",
+            )
+            .bind(new_parent.as_str())
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if cycle.is_some() {
+                return Err(StoreError::Conflict {
+                    what: format!("making {new_parent} the parent of {key} would create a cycle"),
+                });
+            }
+        }
+        if issue.work_block_id.map(|b| b.to_string()) != block
+            && let Some(new_block) = issue.work_block_id
+        {
+            require_open_block(&mut tx, new_block).await?;
+        }
+        if issue.assignee_id.map(|a| a.to_string()) != assignee
+            && let Some(new_assignee) = issue.assignee_id
+        {
+            require_agent(&mut tx, new_assignee).await?;
+        }
+
+        let open = !issue.status.is_terminal();
+        let title_norm = issue.title.normalized();
+        if open
+            && !issue.deleted
+            && let Some(existing_key) =
+                open_title_holder(&mut tx, &title_norm, Some(issue.id)).await?
+        {
+            return Err(StoreError::DuplicateTitle { existing_key });
+        }
+
+        let updated = sqlx::query(
+            "UPDATE issues SET title = ?1, title_norm = ?2, description = ?3, type = ?4, \
+             status = ?5, open = ?6, priority = ?7, assignee_id = ?8, parent_key = ?9, \
+             work_block_id = ?10, stages = ?11, current_stage = ?12, branch = ?13, \
+             started_at = ?14, completed_at = ?15, cancellation_reason = ?16, run_count = ?17, \
+             status_changed_at = ?18, deleted = ?19, updated_at = ?20, version = version + 1 \
+             WHERE id = ?21 AND version = ?22",
+        )
+        .bind(issue.title.as_str())
+        .bind(&title_norm)
+        .bind(issue.description.as_str())
+        .bind(issue.issue_type.as_str())
+        .bind(issue.status.as_str())
+        .bind(open)
+        .bind(i64::from(issue.priority.get()))
+        .bind(issue.assignee_id.map(|a| a.to_string()))
+        .bind(issue.parent_key.as_ref().map(IssueKey::as_str))
+        .bind(issue.work_block_id.map(|b| b.to_string()))
+        .bind(to_json(issue.stages.as_slice()))
+        .bind(issue.current_stage.map(i64::from))
+        .bind(issue.branch.as_deref())
+        .bind(ms_opt(issue.started_at))
+        .bind(ms_opt(issue.completed_at))
+        .bind(issue.cancellation_reason.as_deref())
+        .bind(issue.run_count)
+        .bind(issue.status_changed_at.as_millis())
+        .bind(issue.deleted)
+        .bind(issue.updated_at.as_millis())
+        .bind(issue.id.to_string())
+        .bind(expected.0)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(done) => {
+                // We hold the write lock and checked the version above.
+                debug_assert_eq!(
+                    done.rows_affected(),
+                    1,
+                    "version checked under the write lock"
+                );
+            }
+            Err(err) => {
+                return Err(title_aware_err(&mut tx, err, &title_norm, issue.id, &issue.key).await);
+            }
+        }
+
+        let mut labels = issue.labels.clone();
+        labels.sort_unstable();
+        labels.dedup();
+        write_labels(&mut tx, issue.id, &labels).await?;
+        for comment in &comments {
+            insert_comment(&mut tx, comment).await?;
+        }
+        activity::append(&mut tx, activity).await?;
+        let stored = issue_in_tx(&mut tx, issue.id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
+    async fn checkout_issue(&self, req: CheckoutRequest) -> Result<CheckoutOutcome> {
+        let CheckoutRequest {
+            key,
+            agent_id,
+            run_id,
+            expected,
+            now,
+            activity,
+        } = req;
+        let statuses: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+        let agent = agent_id.to_string();
+        let run = run_id.map(|r| r.to_string());
+        let mut tx = self.write_tx().await?;
+
+        // The whole claim is this one statement: it matches only if the issue is still in an
+        // expected status and free (or already the caller's), so exactly one caller wins.
+        let claimed: Option<String> = sqlx::query_scalar(
+            "UPDATE issues SET assignee_id = ?1, status = 'in_progress', open = 1, \
+             started_at = COALESCE(started_at, ?2), run_id = ?3, \
+             status_changed_at = CASE WHEN status = 'in_progress' THEN status_changed_at \
+             ELSE ?2 END, updated_at = ?2, version = version + 1 \
+             WHERE key = ?4 AND deleted = 0 AND status IN (SELECT value FROM json_each(?5)) \
+             AND (assignee_id IS NULL OR assignee_id = ?1) \
+             RETURNING id",
+        )
+        .bind(&agent)
+        .bind(now.as_millis())
+        .bind(run.as_deref())
+        .bind(key.as_str())
+        .bind(to_json(&statuses))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err(ISSUE, &key))?;
+
+        if let Some(id) = claimed {
+            let id = parse(ISSUE, IssueId::parse(&id))?;
+            activity::append(&mut tx, activity).await?;
+            let issue = issue_in_tx(&mut tx, id).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(CheckoutOutcome {
+                issue,
+                changed: true,
+            });
+        }
+
+        let current: Option<(String, String, Option<String>, bool)> =
+            sqlx::query_as("SELECT id, status, assignee_id, deleted FROM issues WHERE key = ?")
+                .bind(key.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some((id, status, assignee, deleted)) = current else {
+            return Err(StoreError::not_found(ISSUE, &key));
+        };
+        if deleted {
+            return Err(StoreError::not_found(ISSUE, &key));
+        }
+        let status = parse(ISSUE, IssueStatus::parse(&status))?;
+        let assignee = assignee
+            .map(|a| parse(ISSUE, AgentId::parse(&a)))
+            .transpose()?;
+        if status == IssueStatus::InProgress && assignee == Some(agent_id) {
+            // The caller already holds it: idempotent. A later run of the same agent is bound
+            // to the issue (not part of the entity, so the version does not move).
+            if let Some(run) = &run {
+                sqlx::query("UPDATE issues SET run_id = ?1 WHERE key = ?2 AND run_id IS NOT ?1")
+                    .bind(run)
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            let id = parse(ISSUE, IssueId::parse(&id))?;
+            let issue = issue_in_tx(&mut tx, id).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(CheckoutOutcome {
+                issue,
+                changed: false,
+            });
+        }
+        Err(StoreError::CheckoutConflict {
+            key,
+            status,
+            assignee,
+        })
+    }
+
+    async fn purge_issue(&self, key: &IssueKey, activity: Vec<NewActivity>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM issues WHERE key = ?")
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err(ISSUE, key))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(ISSUE, key));
+        }
+        activity::append(&mut tx, activity).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn open_issue_with_title(&self, normalized_title: &str) -> Result<Option<IssueKey>> {
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT key FROM issues WHERE title_norm = ? AND open = 1 AND deleted = 0",
+        )
+        .bind(normalized_title)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        key.map(|k| parse(ISSUE, IssueKey::parse(&k))).transpose()
+    }
+
+    async fn search_issues(&self, query: &str, limit: u32) -> Result<Vec<Issue>> {
+        let terms = fts_terms(query);
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Title words weigh four times description words; the key column is not indexed.
+        let rows: Vec<IssueRow> = sqlx::query_as(issue_select!(
+            "JOIN (SELECT rowid AS hit, bm25(issues_fts, 0.0, 4.0, 1.0) AS score FROM issues_fts \
+             WHERE issues_fts MATCH ?) AS f ON f.hit = issues.rowid \
+             WHERE issues.deleted = 0 ORDER BY f.score, issues.created_at DESC LIMIT ?"
+        ))
+        .bind(fts_any_prefix(&terms))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_issue).collect()
+    }
+
+    async fn add_comment(
+        &self,
+        comment: NewComment,
+        activity: Vec<NewActivity>,
+    ) -> Result<Comment> {
+        let mut tx = self.write_tx().await?;
+        require_issue(&mut tx, &comment.issue_key).await?;
+        insert_comment(&mut tx, &comment).await?;
+        activity::append(&mut tx, activity).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Comment {
+            id: comment.id,
+            issue_key: comment.issue_key,
+            author_agent_id: comment.author_agent_id,
+            author: comment.author,
+            kind: comment.kind,
+            body: comment.body,
+            created_at: comment.created_at,
+        })
+    }
+
+    async fn comments(&self, key: &IssueKey, page: &PageRequest) -> Result<Page<Comment>> {
+        let (after_at, after_id) = match &page.cursor {
+            Some(c) => decode_cursor(c)?,
+            None => (i64::MIN, String::new()),
+        };
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT id, issue_key, author_agent_id, author, kind, body, created_at FROM comments \
+             WHERE issue_key = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(key.as_str())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        let mut items = rows
+            .into_iter()
+            .map(decode_comment)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items
+                .last()
+                .map(|c| encode_cursor(c.created_at.as_millis(), &c.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn recent_comments(&self, key: &IssueKey, limit: u32) -> Result<Vec<Comment>> {
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT * FROM (SELECT id, issue_key, author_agent_id, author, kind, body, created_at \
+             FROM comments WHERE issue_key = ? ORDER BY created_at DESC, id DESC LIMIT ?) \
+             ORDER BY created_at, id",
+        )
+        .bind(key.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_comment).collect()
+    }
+}
+
+#[async_trait]
+impl LabelStore for SqliteStore {
+    async fn create_label(&self, label: Created<Label>) -> Result<Label> {
+        let Created { row, activity } = label;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO labels (id, name, color, created_at, updated_at, version) \
+             VALUES (?, ?, ?, ?, ?, 1)",
+        )
+        .bind(row.id.to_string())
+        .bind(row.name.as_str())
+        .bind(row.color.as_str())
+        .bind(row.created_at.as_millis())
+        .bind(row.updated_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err(LABEL, &row.name))?;
+        activity::append(&mut tx, activity).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Label {
+            version: Version::FIRST,
+            ..row
+        })
+    }
+
+    async fn update_label(&self, write: Versioned<Label>) -> Result<Label> {
+        let Versioned {
+            row,
+            expected,
+            activity,
+        } = write;
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE labels SET name = ?, color = ?, updated_at = ?, version = version + 1 \
+             WHERE id = ? AND version = ?",
+        )
+        .bind(row.name.as_str())
+        .bind(row.color.as_str())
+        .bind(row.updated_at.as_millis())
+        .bind(row.id.to_string())
+        .bind(expected.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err(LABEL, &row.name))?;
+        if done.rows_affected() == 0 {
+            let actual: Option<i64> = sqlx::query_scalar("SELECT version FROM labels WHERE id = ?")
+                .bind(row.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+            return Err(match actual {
+                Some(v) => StoreError::StaleVersion {
+                    entity: LABEL,
+                    id: row.id.to_string(),
+                    expected,
+                    actual: Version(v),
+                },
+                None => StoreError::not_found(LABEL, &row.id),
+            });
+        }
+        activity::append(&mut tx, activity).await?;
+        let stored = label_on(&mut tx, row.id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
+    async fn delete_label(&self, id: LabelId, activity: Vec<NewActivity>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        // Issues that carried it change: their version moves so cached copies go stale.
+        sqlx::query(
+            "UPDATE issues SET version = version + 1 \
+             WHERE id IN (SELECT issue_id FROM issue_labels WHERE label_id = ?)",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let done = sqlx::query("DELETE FROM labels WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err(LABEL, &id))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(LABEL, &id));
+        }
+        activity::append(&mut tx, activity).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn label(&self, id: LabelId) -> Result<Label> {
+        let row: LabelRow = sqlx::query_as(
+            "SELECT id, name, color, created_at, updated_at, version FROM labels WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err(LABEL, &id))?;
+        decode_label(row)
+    }
+
+    async fn list_labels(&self) -> Result<Vec<Label>> {
+        let rows: Vec<LabelRow> = sqlx::query_as(
+            "SELECT id, name, color, created_at, updated_at, version FROM labels \
+             ORDER BY name COLLATE NOCASE, id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_label).collect()
+    }
+}
+
+async fn label_on(conn: &mut SqliteConnection, id: LabelId) -> Result<Label> {
+    let row: LabelRow = sqlx::query_as(
+        "SELECT id, name, color, created_at, updated_at, version FROM labels WHERE id = ?",
+    )
+    .bind(id.to_string())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err(LABEL, &id))?;
+    decode_label(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_terms_drop_syntax() {
+        assert_eq!(
+            fts_terms(r#"fix "login" OR title:* NEAR(a b) -x"#),
+            ["fix", "login", "or", "title", "near", "a", "b", "x"]
+        );
+        assert_eq!(
+            fts_all_prefixes(&fts_terms("Fix login")),
+            r#""fix"* AND "login"*"#
+        );
+        assert_eq!(fts_any_prefix(&fts_terms("a-b")), r#""a"* OR "b"*"#);
+        assert!(fts_terms("!!! ***").is_empty());
+    }
+
+    #[test]
+    fn blank_text_does_not_filter() {
+        assert!(matches!(text_filter(Some("  ")), TextFilter::None));
+        assert!(matches!(text_filter(Some("!!")), TextFilter::Nothing));
+        assert!(matches!(text_filter(Some("x")), TextFilter::Match(_)));
+    }
+}

@@ -363,6 +363,8 @@ pub trait SystemStore: Send + Sync {
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
     /// The database's own integrity check; `Ok(vec!["ok"])` when healthy.
     async fn integrity_check(&self) -> Result<Vec<String>>;
+    /// Closes connections and flushes what the backend buffers. The store is unusable after.
+    async fn close(&self) {}
 }
 
 /// Everything Mesa stores. Implemented automatically for any type implementing every part.

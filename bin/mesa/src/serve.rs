@@ -1,0 +1,80 @@
+//! `mesa serve`: open, bootstrap if new, serve until SIGINT/SIGTERM, then shut down cleanly.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use mesa_http::AppState;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::ops::{DbLock, open_mesa};
+
+pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCode> {
+    let _lock = DbLock::acquire(&config.db)?;
+    let mesa = open_mesa(&config).await?;
+    if let Some(report) = mesa.bootstrap_if_empty().await? {
+        tracing::info!(
+            template = %report.template,
+            agents = report.agents.len(),
+            archetypes = report.archetypes,
+            runner = %report.runner,
+            "bootstrapped a new org"
+        );
+        if report.runner == mesa_core::domain::RunnerKind::DryRun {
+            tracing::warn!(
+                "no agent CLI (claude, codex, gemini, opencode, copilot) found on PATH: agents use \
+                 the dry_run runner until one is installed (see `mesa doctor`)"
+            );
+        }
+    }
+
+    let ip: IpAddr = config
+        .bind
+        .parse()
+        .with_context(|| format!("bind address {:?} is not an IP address", config.bind))?;
+    let addr = SocketAddr::new(ip, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    if !ip.is_loopback() {
+        tracing::warn!(%local, "listening beyond loopback: put a TLS-terminating proxy in front and set public_url");
+    }
+    tracing::info!(db = %config.db.display(), "database ready");
+    println!(
+        "Mesa is running at http://{local}/  (database {})",
+        config.db.display()
+    );
+
+    let state = AppState::new(mesa.clone());
+    mesa_http::serve(listener, state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("shutting down");
+    mesa.close().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,217 @@
+//! Settings (SPEC §1 Setting, §11.5): a typed view over the key/value rows, cached in memory.
+
+use std::collections::BTreeMap;
+
+use mesa_domain::entity::Setting;
+use mesa_domain::{Actor, IssuePrefix, ValidationError, parse_setting_key};
+use mesa_store::Store;
+
+use crate::error::Result;
+use crate::mesa::Mesa;
+
+/// The feature flags of SPEC §11.5.
+pub const FEATURE_FLAGS: &[&str] = &[
+    "telegram",
+    "discord",
+    "webhooks_out",
+    "run_evaluation",
+    "memory",
+    "mcp",
+];
+
+/// Keys whose values are secrets: write-only through the API (SPEC §14).
+const SECRET_KEYS: &[&str] = &["telegram_bot_token", "discord_webhook_url", "github_token"];
+
+/// Every setting, with typed accessors for the ones the core uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    values: BTreeMap<String, Setting>,
+}
+
+impl Settings {
+    pub(crate) async fn load(store: &dyn Store) -> Result<Self> {
+        let values = store
+            .settings()
+            .await?
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect();
+        Ok(Settings { values })
+    }
+
+    /// A raw value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|s| s.value.as_str())
+    }
+
+    /// Every setting row (secret values included: front ends must hide them).
+    pub fn all(&self) -> impl Iterator<Item = &Setting> {
+        self.values.values()
+    }
+
+    /// The issue key prefix (default `MESA`).
+    pub fn issue_prefix(&self) -> IssuePrefix {
+        self.get("issue_prefix")
+            .and_then(|p| IssuePrefix::parse(p).ok())
+            .unwrap_or_else(IssuePrefix::default_prefix)
+    }
+
+    /// The instance's display name.
+    pub fn instance_name(&self) -> &str {
+        self.get("instance_name").unwrap_or("Mesa")
+    }
+
+    /// Whether top-level results always go to the board (SPEC §2), default off.
+    pub fn board_reviews_top_level(&self) -> bool {
+        self.flag("board_reviews_top_level")
+    }
+
+    /// A boolean setting; anything but `true` is false.
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key) == Some("true")
+    }
+
+    /// Whether feature `name` is on (`feature_<name>`).
+    pub fn feature(&self, name: &str) -> bool {
+        self.flag(&format!("feature_{name}"))
+    }
+
+    /// Minutes east of UTC where the budget day starts (`budget_timezone` as `+02:00`), 0 = UTC.
+    pub fn budget_offset_minutes(&self) -> i32 {
+        self.get("budget_timezone")
+            .and_then(parse_offset)
+            .unwrap_or(0)
+    }
+
+    /// The runaway guard limit (SPEC §2), default 8.
+    pub fn max_runs_per_issue(&self, default: u32) -> u32 {
+        self.get("max_runs_per_issue")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
+fn parse_offset(text: &str) -> Option<i32> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
+}
+
+/// Checks a setting before it is stored, naming the key on error.
+fn validate(key: &str, value: &str) -> Result<(), ValidationError> {
+    let bad = |msg: String| ValidationError::new(key.to_owned(), msg);
+    match key {
+        "issue_prefix" => IssuePrefix::parse(value)
+            .map(|_| ())
+            .map_err(|e| bad(e.message)),
+        "budget_timezone" => parse_offset(value)
+            .map(|_| ())
+            .ok_or_else(|| bad(format!("{key} must be UTC or an offset such as +02:00"))),
+        "max_runs_per_issue" | "rate_limit_per_minute" | "max_runs_per_hour" => value
+            .parse::<u32>()
+            .map(|_| ())
+            .map_err(|_| bad(format!("{key} must be a whole number"))),
+        k if k.starts_with("feature_") || k == "board_reviews_top_level" => {
+            if k.starts_with("feature_") && !FEATURE_FLAGS.contains(&&k["feature_".len()..]) {
+                return Err(bad(format!(
+                    "{key} is not a feature flag; flags are {}",
+                    FEATURE_FLAGS.join(", ")
+                )));
+            }
+            match value {
+                "true" | "false" => Ok(()),
+                _ => Err(bad(format!("{key} must be true or false"))),
+            }
+        }
+        _ if value.len() > 8192 => Err(bad(format!("{key} must be at most 8 KiB"))),
+        _ => Ok(()),
+    }
+}
+
+impl Mesa {
+    /// The current settings.
+    pub async fn settings(&self) -> Settings {
+        self.inner.settings.read().await.clone()
+    }
+
+    /// Sets several settings at once (board only), validated, in one transaction.
+    pub async fn put_settings(
+        &self,
+        actor: &Actor,
+        values: &[(String, String)],
+    ) -> Result<Settings> {
+        Self::require_board(actor, "change settings")?;
+        let now = self.now();
+        let mut rows = Vec::with_capacity(values.len());
+        let mut keys = Vec::with_capacity(values.len());
+        for (key, value) in values {
+            let key = parse_setting_key(key)?;
+            validate(&key, value)?;
+            keys.push(key.clone());
+            rows.push(Setting {
+                secret: SECRET_KEYS.contains(&key.as_str()),
+                key,
+                value: value.trim().to_owned(),
+                updated_at: now,
+            });
+        }
+        let shown: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|s| {
+                if s.secret {
+                    serde_json::json!({"key": s.key, "value": "[secret]"})
+                } else {
+                    serde_json::json!({"key": s.key, "value": s.value})
+                }
+            })
+            .collect();
+        let activity = self.activity(
+            actor,
+            "settings.updated",
+            "settings",
+            keys.join(","),
+            format!("settings changed: {}", keys.join(", ")),
+            serde_json::json!({ "settings": shown }),
+        );
+        let mut cache = self.inner.settings.write().await;
+        self.inner.store.put_settings(rows, vec![activity]).await?;
+        *cache = Settings::load(self.inner.store.as_ref()).await?;
+        Ok(cache.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+02:00"), Some(120));
+        assert_eq!(parse_offset("-05:30"), Some(-330));
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("Europe/Paris"), None);
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        assert_eq!(
+            validate("issue_prefix", "mesa").unwrap_err().field,
+            "issue_prefix"
+        );
+        assert_eq!(
+            validate("feature_telegram", "yes").unwrap_err().field,
+            "feature_telegram"
+        );
+        assert!(validate("feature_nope", "true").is_err());
+        assert!(validate("feature_mcp", "true").is_ok());
+    }
+}
