@@ -109,14 +109,18 @@ impl Config {
     ) -> anyhow::Result<Config> {
         let merged = flags.over(env).over(file);
         let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
-        let data_dir = abs(merged.data_dir.unwrap_or_else(|| PathBuf::from(".mesa")));
-        let db = merged.db.map_or_else(|| data_dir.join("mesa.db"), abs);
-        if db.to_string_lossy().starts_with("postgres") {
+        if let Some(db) = merged
+            .db
+            .as_ref()
+            .filter(|d| d.to_string_lossy().starts_with("postgres"))
+        {
             bail!(
                 "DB={}: PostgreSQL is not supported yet; give a SQLite file path",
                 db.display()
             );
         }
+        let data_dir = abs(merged.data_dir.unwrap_or_else(|| PathBuf::from(".mesa")));
+        let db = merged.db.map_or_else(|| data_dir.join("mesa.db"), abs);
         let log_json = match merged.log_format.as_deref() {
             None | Some("human" | "text") => false,
             Some("json") => true,

@@ -81,7 +81,7 @@ macro_rules! agent_columns {
     };
 }
 
-fn decode_agent(row: AgentRow) -> Result<Agent> {
+fn decode_agent(row: &AgentRow) -> Result<Agent> {
     Ok(Agent {
         id: parse("agent", AgentId::parse(&row.id))?,
         slug: parse("agent", Slug::parse(&row.slug))?,
@@ -253,7 +253,7 @@ impl AgentStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
-        decode_agent(row.ok_or_else(|| StoreError::not_found("agent", &id))?)
+        decode_agent(&row.ok_or_else(|| StoreError::not_found("agent", &id))?)
     }
 
     async fn agent_by_slug(&self, slug: &Slug) -> Result<Agent> {
@@ -266,7 +266,7 @@ impl AgentStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
-        decode_agent(row.ok_or_else(|| StoreError::not_found("agent", slug))?)
+        decode_agent(&row.ok_or_else(|| StoreError::not_found("agent", slug))?)
     }
 
     async fn list_agents(&self) -> Result<Vec<Agent>> {
@@ -278,7 +278,7 @@ impl AgentStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter().map(decode_agent).collect()
+        rows.iter().map(decode_agent).collect()
     }
 
     async fn count_agents(&self) -> Result<u64> {

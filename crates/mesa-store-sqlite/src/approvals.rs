@@ -270,6 +270,6 @@ impl ApprovalStore for SqliteStore {
 mod tests {
     #[test]
     fn pending_offset_is_two_to_the_fifty() {
-        assert!(super::approval_columns!().contains(&(1_i64 << 50).to_string()));
+        assert!(approval_columns!().contains(&(1_i64 << 50).to_string()));
     }
 }

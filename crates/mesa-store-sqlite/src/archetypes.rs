@@ -29,7 +29,7 @@ struct ArchetypeRow {
     created_at: i64,
 }
 
-fn decode_archetype(row: ArchetypeRow) -> Result<Archetype> {
+fn decode_archetype(row: &ArchetypeRow) -> Result<Archetype> {
     Ok(Archetype {
         slug: parse("archetype", Slug::parse(&row.slug))?,
         title: parse("archetype", Title::parse(&row.title))?,
@@ -49,7 +49,7 @@ struct VersionRow {
     created_at: i64,
 }
 
-fn decode_version(row: VersionRow) -> Result<ArchetypeVersion> {
+fn decode_version(row: &VersionRow) -> Result<ArchetypeVersion> {
     let source = ArchetypeSource::from_storage(&row.source).ok_or_else(|| StoreError::Corrupt {
         entity: "archetype_version",
         source: ValidationError::new("source", format!("unknown source {:?}", row.source)),
@@ -85,7 +85,7 @@ macro_rules! patch_columns {
     };
 }
 
-fn decode_patch(row: PatchRow) -> Result<ArchetypePatch> {
+fn decode_patch(row: &PatchRow) -> Result<ArchetypePatch> {
     const E: &str = "archetype_patch";
     Ok(ArchetypePatch {
         id: parse(E, ArchetypePatchId::parse(&row.id))?,
@@ -124,7 +124,7 @@ async fn load_archetype(conn: &mut SqliteConnection, slug: &Slug) -> Result<Arch
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
-    decode_archetype(row.ok_or_else(|| StoreError::not_found("archetype", slug))?)
+    decode_archetype(&row.ok_or_else(|| StoreError::not_found("archetype", slug))?)
 }
 
 /// Marks `patch` approved (it must be a pending patch of `slug`) and supersedes the other
@@ -271,7 +271,7 @@ impl ArchetypeStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter().map(decode_archetype).collect()
+        rows.iter().map(decode_archetype).collect()
     }
 
     async fn archetype_versions(&self, slug: &Slug) -> Result<Vec<ArchetypeVersion>> {
@@ -287,7 +287,7 @@ impl ArchetypeStore for SqliteStore {
             // Every archetype has version 1, so no versions means no archetype.
             return Err(StoreError::not_found("archetype", slug));
         }
-        rows.into_iter().map(decode_version).collect()
+        rows.iter().map(decode_version).collect()
     }
 
     async fn archetype_version(&self, slug: &Slug, version: i64) -> Result<ArchetypeVersion> {
@@ -300,7 +300,7 @@ impl ArchetypeStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
-        decode_version(row.ok_or_else(|| StoreError::NotFound {
+        decode_version(&row.ok_or_else(|| StoreError::NotFound {
             entity: "archetype_version",
             id: format!("{slug}@{version}"),
         })?)
@@ -393,7 +393,7 @@ impl ArchetypeStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
-        decode_patch(row.ok_or_else(|| StoreError::not_found("archetype_patch", &id))?)
+        decode_patch(&row.ok_or_else(|| StoreError::not_found("archetype_patch", &id))?)
     }
 
     async fn list_patches(&self, status: Option<PatchStatus>) -> Result<Vec<ArchetypePatch>> {
@@ -407,6 +407,6 @@ impl ArchetypeStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter().map(decode_patch).collect()
+        rows.iter().map(decode_patch).collect()
     }
 }

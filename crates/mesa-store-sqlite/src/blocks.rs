@@ -89,7 +89,7 @@ struct ApexRow {
     version: i64,
 }
 
-fn decode_apex(row: ApexRow) -> Result<ApexBlock> {
+fn decode_apex(row: &ApexRow) -> Result<ApexBlock> {
     const E: &str = "apex_block";
     Ok(ApexBlock {
         id: parse(E, ApexBlockId::parse(&row.id))?,
@@ -477,7 +477,7 @@ impl BlockStore for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(backend)?;
-        decode_apex(row.ok_or_else(|| StoreError::not_found("apex_block", &id))?)
+        decode_apex(&row.ok_or_else(|| StoreError::not_found("apex_block", &id))?)
     }
 
     async fn list_apex_blocks(&self) -> Result<Vec<ApexBlock>> {
@@ -488,6 +488,6 @@ impl BlockStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter().map(decode_apex).collect()
+        rows.iter().map(decode_apex).collect()
     }
 }

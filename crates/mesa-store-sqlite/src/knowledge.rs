@@ -391,7 +391,7 @@ fn fuzzy_rank(query: &str, candidates: Vec<(String, String, String)>, limit: usi
             best.map(|score| (score, id))
         })
         .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0));
+    scored.sort_by_key(|a| a.0);
     scored.into_iter().take(limit).map(|(_, id)| id).collect()
 }
 

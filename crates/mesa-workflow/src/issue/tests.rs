@@ -1,6 +1,4 @@
-use mesa_domain::{
-    Actor, AgentId, CommentKind, IssueKey, IssueStatus, RunTrigger, Slug, Timestamp,
-};
+use mesa_domain::{Actor, CommentKind, IssueStatus, RunTrigger, Timestamp};
 
 use super::*;
 use crate::fixtures::{agent, agent_id, key};

@@ -1,6 +1,4 @@
-use mesa_domain::{
-    Actor, ApprovalKind, IssueKey, IssueStatus, Timestamp, WorkBlockId, WorkBlockStatus,
-};
+use mesa_domain::{Actor, ApprovalKind, IssueStatus, Timestamp, WorkBlockStatus};
 
 use super::*;
 use crate::fixtures::{agent, block_id, key};

@@ -1,0 +1,38 @@
+//! Every scenario of `mesa_store::conformance`, one test each, against a fresh database.
+
+use mesa_store::conformance as suite;
+
+use crate::support::TestDb;
+
+macro_rules! scenario {
+    ($name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let db = TestDb::new().await;
+            suite::$name(db.store.clone()).await;
+        }
+    };
+    ($name:ident, agents) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let db = TestDb::new().await;
+            suite::$name(db.store.clone(), &db.agents).await;
+        }
+    };
+}
+
+scenario!(checkout_is_exclusive, agents);
+scenario!(issue_keys_are_dense);
+scenario!(stale_update_writes_nothing);
+scenario!(duplicate_open_title);
+scenario!(checkout_rules, agents);
+scenario!(issue_queries, agents);
+scenario!(budget_agent_limit, agents);
+scenario!(budget_org_limit, agents);
+scenario!(budget_tokens_and_policies, agents);
+scenario!(run_dedup_merges_triggers, agents);
+scenario!(run_lifecycle, agents);
+scenario!(keys, agents);
+scenario!(settings_and_maintenance);
+scenario!(activity_chain_survives_concurrency);
+scenario!(one_active_work_block);

@@ -1,0 +1,8 @@
+//! Integration tests of the SQLite backend: the backend-neutral conformance suite of
+//! `mesa_store::conformance`, each scenario against a fresh temp-file database on a
+//! multi-thread runtime, plus checks of what only SQLite has (WAL, `BEGIN IMMEDIATE`, the
+//! append-only trigger, `VACUUM INTO` backups).
+
+mod conformance;
+mod sqlite;
+mod support;

@@ -1,0 +1,3 @@
+//! End-to-end tests: one integration-test binary with a module per story.
+
+mod durability;
