@@ -14,8 +14,8 @@ use mesa_domain::entity::{
 use mesa_domain::{
     AgentId, ApexBlockId, ApexStatus, ApprovalId, ApprovalKind, ApprovalStatus, ArchetypePatchId,
     AuditId, AuditStatus, CronId, DirectiveId, IssueKey, Markdown, MemoryItemId, Name, PatchStatus,
-    ReflectionId, ReflectionOutcome, RunnerKind, SkillId, Slug, Timestamp, Title, Version,
-    WikiPageId, WikiSlug, WorkBlockId, WorkBlockStatus, WorkingDir,
+    ReflectionId, ReflectionOutcome, RunnerKind, Slug, Timestamp, Title, Version, WikiSlug,
+    WorkBlockId, WorkBlockStatus, WorkingDir,
 };
 use mesa_store::{
     AgentStore, AgentWrite, ApprovalStore, ArchetypeStore, ArchetypeVersionWrite, BlockStore,

@@ -118,7 +118,7 @@ impl IssueSnapshot {
 
     /// Agents who may never review the issue: its assignee and its submitter.
     fn is_author(&self, agent: AgentId) -> bool {
-        self.assignee == Some(agent)
+        self.assignee == Some(agent) || self.submitted_by == Some(agent)
     }
 }
 

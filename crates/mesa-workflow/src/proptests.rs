@@ -55,7 +55,7 @@ fn who_strategy() -> impl Strategy<Value = Who> {
     prop_oneof![
         2 => Just(Who::Board),
         3 => Just(Who::Assignee),
-        1 => Just(Who::Submitter),
+        2 => Just(Who::Submitter),
         3 => Just(Who::Reviewer),
         1 => (0..4usize).prop_map(Who::Chain),
         1 => Just(Who::Ceo),
@@ -135,7 +135,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (kind_strategy(), who_strategy(), any::<bool>(), any::<bool>(), 0..3u8)
             .prop_map(|(kind, who, text, force, care)| Op::Command { kind, who, text, force, care }),
-        1 => proptest::option::of(1..=AGENTS).prop_map(Op::Reassign),
+        2 => proptest::option::of(1..=AGENTS).prop_map(Op::Reassign),
         1 => Just(Op::Evidence),
         1 => proptest::collection::vec(0..IssueStatus::ALL.len(), 0..3).prop_map(Op::Children),
         1 => Just(Op::ToggleTopLevel),

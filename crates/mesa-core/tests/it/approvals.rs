@@ -1,0 +1,226 @@
+//! Work blocks and approvals through the core.
+
+use std::time::Duration;
+
+use mesa_core::domain::entity::Subject;
+use mesa_core::domain::{
+    ApprovalDecision, ApprovalKind, ApprovalStatus, Markdown, Title, WorkBlockStatus,
+};
+use mesa_core::workflow::work_block::BlockCommand;
+use mesa_core::{ErrorKind, NewApproval, NewWorkBlock};
+
+use crate::support::TestMesa;
+
+fn block(title: &str) -> NewWorkBlock {
+    NewWorkBlock {
+        title: Title::parse(title).unwrap(),
+        goal: Markdown::parse("goal").unwrap(),
+        acceptance_criteria: Markdown::parse("").unwrap(),
+        north_star_metric: None,
+        north_star_target: None,
+        apex_block_id: None,
+    }
+}
+
+#[tokio::test]
+async fn an_agent_asks_the_board_approves_and_only_one_block_is_active() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let first = t
+        .mesa
+        .create_work_block(&ceo, block("Onboarding"))
+        .await
+        .unwrap();
+    let second = t
+        .mesa
+        .create_work_block(&ceo, block("Billing"))
+        .await
+        .unwrap();
+
+    let asked = t
+        .mesa
+        .work_block_command(&ceo, first.id, BlockCommand::Activate, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        asked.block.status,
+        WorkBlockStatus::Proposed,
+        "agents cannot activate directly"
+    );
+    let approval = asked.approval.expect("an activation approval");
+    assert_eq!(approval.kind, ApprovalKind::WorkBlockActivation);
+
+    let self_resolve = t
+        .mesa
+        .resolve_approval(&ceo, approval.id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(self_resolve.kind(), ErrorKind::Forbidden);
+    let resolved = t
+        .mesa
+        .resolve_approval(
+            &t.board,
+            approval.id,
+            ApprovalDecision::Approve,
+            Some("go".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ApprovalStatus::Approved);
+    assert_eq!(resolved.decided_by.as_deref(), Some("board:test"));
+    assert_eq!(
+        t.mesa.work_block(first.id).await.unwrap().status,
+        WorkBlockStatus::Active
+    );
+
+    let twice = t
+        .mesa
+        .resolve_approval(&t.board, approval.id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        twice.kind(),
+        ErrorKind::Conflict,
+        "resolving twice is a 409"
+    );
+
+    let second_active = t
+        .mesa
+        .work_block_command(&t.board, second.id, BlockCommand::Activate, None)
+        .await
+        .unwrap_err();
+    assert_eq!(second_active.kind(), ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn a_block_becomes_ready_when_its_issues_are_done() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let qa = t.actor("qa").await;
+    let b = t
+        .mesa
+        .create_work_block(&t.board, block("Sprint"))
+        .await
+        .unwrap();
+    t.mesa
+        .work_block_command(&t.board, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap();
+    let mut new = mesa_core::NewIssue::titled("Only task").unwrap();
+    new.assignee = Some("founding-engineer".into());
+    new.work_block_id = Some(b.id);
+    let key = t.mesa.create_issue(&t.board, new).await.unwrap().issue.key;
+    t.mesa
+        .checkout_issue(&engineer, &key, None, None)
+        .await
+        .unwrap();
+    t.mesa
+        .issue_command(
+            &engineer,
+            &key,
+            mesa_core::workflow::issue::IssueCommand::Submit {
+                comment: Some("done".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    t.mesa
+        .issue_command(
+            &qa,
+            &key,
+            mesa_core::workflow::issue::IssueCommand::Review {
+                decision: mesa_core::domain::ReviewDecision::Approve,
+                comment: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.mesa.work_block(b.id).await.unwrap().status,
+        WorkBlockStatus::Ready
+    );
+    let pending = t
+        .mesa
+        .approvals(Some(ApprovalStatus::Pending), &Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        pending
+            .iter()
+            .any(|a| a.kind == ApprovalKind::WorkBlockShip),
+        "a ship approval awaits the board"
+    );
+}
+
+#[tokio::test]
+async fn approvals_expire_on_time() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let new = NewApproval {
+        kind: ApprovalKind::Other,
+        title: Title::parse("Use a new vendor").unwrap(),
+        body: Markdown::parse("").unwrap(),
+        subject: Some(Subject {
+            entity_type: "issue".into(),
+            entity_id: "MESA-1".into(),
+        }),
+        payload: serde_json::json!({}),
+    };
+    let a = t.mesa.request_approval(&ceo, new).await.unwrap();
+    assert_eq!(
+        a.approver,
+        mesa_core::domain::entity::Approver::Board,
+        "the CEO's chain ends at the board"
+    );
+    t.clock.advance(Duration::from_secs(71 * 3600));
+    assert_eq!(t.mesa.expire_approvals().await.unwrap(), 0);
+    t.clock.advance(Duration::from_secs(3600));
+    assert_eq!(t.mesa.expire_approvals().await.unwrap(), 1);
+    assert_eq!(
+        t.mesa.approval(a.id).await.unwrap().status,
+        ApprovalStatus::Expired
+    );
+    let late = t
+        .mesa
+        .resolve_approval(&t.board, a.id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(late.kind(), ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn hire_payload_is_required_and_applied() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let mut new = NewApproval {
+        kind: ApprovalKind::AgentHire,
+        title: Title::parse("Hire a backend engineer").unwrap(),
+        body: Markdown::parse("").unwrap(),
+        subject: None,
+        payload: serde_json::json!({ "name": "Bea" }),
+    };
+    let err = t
+        .mesa
+        .request_approval(&ceo, new.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("payload.slug"));
+    new.payload = serde_json::json!({ "name": "Bea", "slug": "bea", "archetype": "backend", "reports_to": "ceo" });
+    let a = t.mesa.request_approval(&ceo, new).await.unwrap();
+    t.mesa
+        .resolve_approval(&t.board, a.id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap();
+    let bea = t
+        .mesa
+        .agent_views()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.agent.slug.as_str() == "bea")
+        .unwrap();
+    assert_eq!(bea.reports_to.as_ref().map(|s| s.as_str()), Some("ceo"));
+}

@@ -1,0 +1,424 @@
+//! Issues through the core: creation rules, the §2 lifecycle, stages, bad input.
+
+use mesa_core::domain::{
+    CommentKind, IssueKey, IssueStatus, ReviewDecision, StageStatus, Stages, Version,
+};
+use mesa_core::workflow::issue::IssueCommand;
+use mesa_core::{ErrorKind, IssuePatch, NewIssue};
+
+use crate::support::TestMesa;
+
+fn titled(title: &str) -> NewIssue {
+    NewIssue::titled(title).unwrap()
+}
+
+#[tokio::test]
+async fn new_issues_go_to_the_ceo_and_titles_are_unique_among_open_issues() {
+    let t = TestMesa::new().await;
+    let a = t
+        .mesa
+        .create_issue(&t.board, titled("Build the landing page"))
+        .await
+        .unwrap();
+    assert_eq!(a.issue.key.as_str(), "MESA-1");
+    assert_eq!(a.assignee_slug.as_ref().map(|s| s.as_str()), Some("ceo"));
+    assert_eq!(a.issue.status, IssueStatus::Todo);
+    let dup = t
+        .mesa
+        .create_issue(&t.board, titled("  build THE landing   page "))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict);
+    assert_eq!(dup.existing_key().map(IssueKey::as_str), Some("MESA-1"));
+
+    let mut assigned = titled("Write docs");
+    assigned.assignee = Some("product".into());
+    let b = t.mesa.create_issue(&t.board, assigned).await.unwrap();
+    assert_eq!(
+        b.assignee_slug.as_ref().map(|s| s.as_str()),
+        Some("product")
+    );
+
+    let mut unknown = titled("Nobody");
+    unknown.assignee = Some("ghost".into());
+    assert_eq!(
+        t.mesa
+            .create_issue(&t.board, unknown)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("assignee_slug")
+    );
+    let mut orphan = titled("Orphan");
+    orphan.parent_key = Some(IssueKey::parse("MESA-99").unwrap());
+    assert_eq!(
+        t.mesa
+            .create_issue(&t.board, orphan)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("parent_key")
+    );
+}
+
+#[tokio::test]
+async fn work_goes_through_review_by_the_reviewer_never_the_author() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let qa = t.actor("qa").await;
+    let mut new = titled("Add login");
+    new.assignee = Some("founding-engineer".into());
+    let key = t.mesa.create_issue(&t.board, new).await.unwrap().issue.key;
+
+    let started = t
+        .mesa
+        .checkout_issue(&engineer, &key, None, None)
+        .await
+        .unwrap();
+    assert_eq!(started.issue.status, IssueStatus::InProgress);
+    assert!(started.issue.started_at.is_some());
+    // Idempotent for the holder.
+    t.mesa
+        .checkout_issue(&engineer, &key, None, None)
+        .await
+        .unwrap();
+    // Another agent loses.
+    let lost = t
+        .mesa
+        .checkout_issue(&qa, &key, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(lost.kind(), ErrorKind::Conflict);
+
+    let missing = t
+        .mesa
+        .issue_command(
+            &engineer,
+            &key,
+            IssueCommand::Submit { comment: None },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.kind(), missing.field()),
+        (ErrorKind::Invalid, Some("comment"))
+    );
+
+    t.mesa
+        .add_comment(&engineer, &key, "tests pass: 12/12", CommentKind::Evidence)
+        .await
+        .unwrap();
+    let in_review = t
+        .mesa
+        .issue_command(
+            &engineer,
+            &key,
+            IssueCommand::Submit { comment: None },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_review.issue.status, IssueStatus::InReview);
+
+    let approve = || IssueCommand::Review {
+        decision: ReviewDecision::Approve,
+        comment: Some("looks good".into()),
+    };
+    let own = t
+        .mesa
+        .issue_command(&engineer, &key, approve(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(own.kind(), ErrorKind::Forbidden, "no self-review");
+    let ceo = t.actor("ceo").await;
+    let not_reviewer = t
+        .mesa
+        .issue_command(&ceo, &key, approve(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_reviewer.kind(),
+        ErrorKind::Forbidden,
+        "the reviewer is qa, not the ceo"
+    );
+
+    let done = t
+        .mesa
+        .issue_command(&qa, &key, approve(), None)
+        .await
+        .unwrap();
+    assert_eq!(done.issue.status, IssueStatus::Done);
+    assert!(done.issue.completed_at.is_some());
+    let detail = t.mesa.issue_detail(&key).await.unwrap();
+    assert!(
+        detail
+            .comments
+            .iter()
+            .any(|c| c.kind == CommentKind::Review && c.body == "looks good")
+    );
+
+    let again = t
+        .mesa
+        .issue_command(&qa, &key, approve(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.kind(),
+        ErrorKind::Conflict,
+        "illegal transition from done"
+    );
+    let reopened = t
+        .mesa
+        .issue_command(&t.board, &key, IssueCommand::Reopen { comment: None }, None)
+        .await
+        .unwrap();
+    assert_eq!(reopened.issue.status, IssueStatus::Todo);
+    assert!(reopened.issue.completed_at.is_none());
+    assert!(t.mesa.verify_activity().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn open_sub_issues_block_approval() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let qa = t.actor("qa").await;
+    let mut parent = titled("Parent");
+    parent.assignee = Some("founding-engineer".into());
+    let parent = t
+        .mesa
+        .create_issue(&t.board, parent)
+        .await
+        .unwrap()
+        .issue
+        .key;
+    let mut child = titled("Child");
+    child.parent_key = Some(parent.clone());
+    let child = t
+        .mesa
+        .create_issue(&t.board, child)
+        .await
+        .unwrap()
+        .issue
+        .key;
+    t.mesa
+        .checkout_issue(&engineer, &parent, None, None)
+        .await
+        .unwrap();
+    t.mesa
+        .issue_command(
+            &engineer,
+            &parent,
+            IssueCommand::Submit {
+                comment: Some("done".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let err = t
+        .mesa
+        .issue_command(
+            &qa,
+            &parent,
+            IssueCommand::Review {
+                decision: ReviewDecision::Approve,
+                comment: None,
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.to_string().contains(child.as_str()), "{err}");
+}
+
+#[tokio::test]
+async fn a_stale_version_writes_nothing() {
+    let t = TestMesa::new().await;
+    let view = t
+        .mesa
+        .create_issue(&t.board, titled("Versioned"))
+        .await
+        .unwrap();
+    let before = t.activity_count().await;
+    let patch = IssuePatch {
+        title: Some(mesa_core::domain::Title::parse("Renamed").unwrap()),
+        expected: Some(Version(view.issue.version.0 + 5)),
+        ..IssuePatch::default()
+    };
+    let err = t
+        .mesa
+        .update_issue(&t.board, &view.issue.key, patch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StaleVersion);
+    assert_eq!(t.activity_count().await, before);
+    assert_eq!(
+        t.mesa
+            .issue(&view.issue.key)
+            .await
+            .unwrap()
+            .issue
+            .title
+            .as_str(),
+        "Versioned"
+    );
+}
+
+#[tokio::test]
+async fn patch_status_names_map_to_commands() {
+    let t = TestMesa::new().await;
+    let key = t
+        .mesa
+        .create_issue(&t.board, titled("Patch me"))
+        .await
+        .unwrap()
+        .issue
+        .key;
+    let to = |s: &str| IssuePatch {
+        status: Some(s.into()),
+        ..IssuePatch::default()
+    };
+    let blocked = t
+        .mesa
+        .update_issue(&t.board, &key, to("blocked"))
+        .await
+        .unwrap_err();
+    assert_eq!(blocked.field(), Some("comment"), "block needs a reason");
+    let mut with_reason = to("blocked");
+    with_reason.comment = Some("waiting on design".into());
+    assert_eq!(
+        t.mesa
+            .update_issue(&t.board, &key, with_reason)
+            .await
+            .unwrap()
+            .issue
+            .status,
+        IssueStatus::Blocked
+    );
+    let bad = t
+        .mesa
+        .update_issue(&t.board, &key, to("finished"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.field(), Some("status"));
+    let illegal = t
+        .mesa
+        .update_issue(&t.board, &key, to("done"))
+        .await
+        .unwrap_err();
+    assert_eq!(illegal.kind(), ErrorKind::Conflict);
+    let mut cancel = to("cancelled");
+    cancel.cancellation_reason = Some("not needed".into());
+    let cancelled = t.mesa.update_issue(&t.board, &key, cancel).await.unwrap();
+    assert_eq!(
+        cancelled.issue.cancellation_reason.as_deref(),
+        Some("not needed")
+    );
+}
+
+#[tokio::test]
+async fn stage_comments_update_the_checklist_or_store_nothing() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let mut new = titled("Staged");
+    new.assignee = Some("founding-engineer".into());
+    new.stages = Stages::from_titles(["Design", "Build", "Test"]).unwrap();
+    let key = t.mesa.create_issue(&t.board, new).await.unwrap().issue.key;
+    t.mesa
+        .add_comment(
+            &engineer,
+            &key,
+            "Stage 2: built it - Complete",
+            CommentKind::Comment,
+        )
+        .await
+        .unwrap();
+    let issue = t.mesa.issue(&key).await.unwrap().issue;
+    assert_eq!(issue.current_stage, Some(3));
+    assert_eq!(issue.stages.as_slice()[1].status, StageStatus::Done);
+    let comments = t.mesa.issue_detail(&key).await.unwrap().comments;
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.kind == CommentKind::System && c.body.contains("66")),
+        "{comments:?}"
+    );
+
+    let count = comments.len();
+    let err = t
+        .mesa
+        .add_comment(
+            &engineer,
+            &key,
+            "Stage 9: nope - Complete",
+            CommentKind::Comment,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert_eq!(
+        t.mesa.issue_detail(&key).await.unwrap().comments.len(),
+        count,
+        "nothing stored"
+    );
+
+    t.mesa
+        .add_comment(
+            &engineer,
+            &key,
+            "Stages: [Plan], [Do]",
+            CommentKind::Comment,
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.mesa.issue(&key).await.unwrap().issue.stages.len(), 2);
+}
+
+#[tokio::test]
+async fn comment_rules() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let key = t
+        .mesa
+        .create_issue(&t.board, titled("Comment rules"))
+        .await
+        .unwrap()
+        .issue
+        .key;
+    assert_eq!(
+        t.mesa
+            .add_comment(&ceo, &key, "x", CommentKind::System)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("kind")
+    );
+    assert_eq!(
+        t.mesa
+            .add_comment(&ceo, &key, "   ", CommentKind::Comment)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("body")
+    );
+    let mut cancel = IssuePatch {
+        status: Some("cancelled".into()),
+        ..IssuePatch::default()
+    };
+    cancel.cancellation_reason = Some("dup".into());
+    t.mesa.update_issue(&t.board, &key, cancel).await.unwrap();
+    assert_eq!(
+        t.mesa
+            .add_comment(&ceo, &key, "late", CommentKind::Comment)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    t.mesa
+        .add_comment(&t.board, &key, "board may still note", CommentKind::Comment)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,6 @@
+//! Tests of the embedding API against real SQLite files: one binary, a module per aggregate.
+
+mod approvals;
+mod issues;
+mod org;
+mod support;
