@@ -7,8 +7,8 @@ use mesa_domain::{
     Priority, Slug, Stages, Title, ValidationError, Version, WorkBlockId,
 };
 use mesa_store::{
-    CheckoutRequest, IssueFilter, IssueWrite, NewComment, NewIssueRecord, Page, PageRequest,
-    RunFilter, StoreError,
+    ActivityFilter, CheckoutRequest, IssueFilter, IssueWrite, NewComment, NewIssueRecord, Page,
+    PageRequest, RunFilter, StoreError,
 };
 use mesa_workflow::issue::{self as flow, ActorContext, IssueCommand, IssueEffect, IssueSnapshot};
 use mesa_workflow::review_chain::{Org, resolve_reviewer, reviewer_chain};
@@ -697,8 +697,32 @@ impl Mesa {
             .agent_id()
             .is_some_and(|id| agents.iter().any(|a| a.id == id && a.is_ceo()));
         ctx.creator = AgentId::parse(&issue.created_by).ok();
+        // The submitter may never review, even if the issue was reassigned during review: it
+        // is the actor of the latest `issue.submit` row of the issue's audit log.
+        if matches!(
+            issue.status,
+            IssueStatus::InReview | IssueStatus::BoardReview
+        ) {
+            let filter = ActivityFilter {
+                entity: Some(("issue".into(), issue.key.to_string())),
+                actor: None,
+            };
+            let rows = store
+                .list_activity(&filter, &PageRequest::new(Some(100), None))
+                .await?
+                .items;
+            if let Some(row) = rows.iter().find(|r| r.action == "issue.submit") {
+                snapshot.submitted_by = agents
+                    .iter()
+                    .find(|a| a.slug.as_str() == row.actor)
+                    .map(|a| a.id);
+            }
+        }
         if let Some(assignee) = issue.assignee_id {
-            ctx.reviewer = resolve_reviewer(&org, assignee, &[assignee]);
+            let exclude: Vec<AgentId> = std::iter::once(assignee)
+                .chain(snapshot.submitted_by)
+                .collect();
+            ctx.reviewer = resolve_reviewer(&org, assignee, &exclude);
             ctx.reviewer_chain = reviewer_chain(&org, assignee);
         }
         Ok((snapshot, ctx))

@@ -4,7 +4,7 @@ use mesa_domain::ActivityId;
 use mesa_domain::entity::{ActivityEvent, GENESIS_HASH, NewActivity};
 use mesa_store::{ChainReport, Result};
 use sha2::{Digest, Sha256};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::backend;
 use crate::rows::{ActivityRow, decode_activity};
@@ -33,24 +33,6 @@ pub(crate) async fn append(
     for row in rows {
         let id = ActivityId(last_id + 1);
         let hash = row_hash(&row, id, &prev_hash);
-        let data = row.data.to_string();
-        sqlx::query(
-            "INSERT INTO activity (id, at, actor, action, entity_type, entity_id, summary, data, \
-             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id.0)
-        .bind(row.at.as_millis())
-        .bind(&row.actor)
-        .bind(&row.action)
-        .bind(&row.entity_type)
-        .bind(&row.entity_id)
-        .bind(&row.summary)
-        .bind(&data)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
         out.push(ActivityEvent {
             id,
             at: row.at,
@@ -64,6 +46,27 @@ pub(crate) async fn append(
             hash,
         });
         last_id = id.0;
+    }
+    // One statement for all rows (at most 10 parameters a row, far below SQLite's limit for the
+    // batches Mesa writes).
+    for chunk in out.chunks(1000) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO activity (id, at, actor, action, entity_type, entity_id, summary, data, \
+             prev_hash, hash) ",
+        );
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(e.id.0)
+                .push_bind(e.at.as_millis())
+                .push_bind(e.actor.clone())
+                .push_bind(e.action.clone())
+                .push_bind(e.entity_type.clone())
+                .push_bind(e.entity_id.clone())
+                .push_bind(e.summary.clone())
+                .push_bind(e.data.to_string())
+                .push_bind(e.prev_hash.clone())
+                .push_bind(e.hash.clone());
+        });
+        qb.build().execute(&mut *conn).await.map_err(backend)?;
     }
     Ok(out)
 }

@@ -64,6 +64,8 @@ impl SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    /// Issue creations waiting for the next group commit ([`crate::create`]).
+    pub(crate) creates: std::sync::Arc<crate::create::CreateQueue>,
     path: PathBuf,
 }
 
@@ -89,6 +91,9 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A local file connection does not go stale; pinging it before every use would
+            // double the round trips of every transaction.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.clone().create_if_missing(true))
             .await
@@ -101,6 +106,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .min_connections(0)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
             .await
@@ -108,6 +114,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             reader,
+            creates: std::sync::Arc::default(),
             path: options.path,
         })
     }

@@ -179,7 +179,7 @@ struct LabelRow {
 
 const LABEL: &str = "label";
 
-fn decode_label(row: LabelRow) -> Result<Label> {
+fn decode_label(row: &LabelRow) -> Result<Label> {
     Ok(Label {
         id: parse(LABEL, LabelId::parse(&row.id))?,
         name: parse(LABEL, Name::parse(&row.name))?,
@@ -415,101 +415,104 @@ async fn insert_comment(conn: &mut SqliteConnection, c: &NewComment) -> Result<(
     Ok(())
 }
 
+/// Creates one issue on `conn`, inside the caller's transaction (see [`crate::create`]).
+pub(crate) async fn create_one(tx: &mut SqliteConnection, new: NewIssueRecord) -> Result<Issue> {
+    let NewIssueRecord {
+        id,
+        prefix,
+        title,
+        description,
+        issue_type,
+        priority,
+        assignee_id,
+        parent_key,
+        work_block_id,
+        labels,
+        stages,
+        created_by,
+        created_at,
+        mut activity,
+    } = new;
+    let title_norm = title.normalized();
+
+    if let Some(existing_key) = open_title_holder(&mut *tx, &title_norm, None).await? {
+        return Err(StoreError::DuplicateTitle { existing_key });
+    }
+    if let Some(parent) = &parent_key {
+        require_issue(&mut *tx, parent).await?;
+    }
+    if let Some(block) = work_block_id {
+        require_open_block(&mut *tx, block).await?;
+    }
+    if let Some(agent) = assignee_id {
+        require_agent(&mut *tx, agent).await?;
+    }
+
+    // The key: one more than the last of this prefix, in this transaction, so a rollback
+    // gives the number back and keys stay dense.
+    let number: i64 = sqlx::query_scalar(
+        "INSERT INTO issue_counters (prefix, last) VALUES (?, 1) \
+         ON CONFLICT (prefix) DO UPDATE SET last = last + 1 RETURNING last",
+    )
+    .bind(prefix.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let key = IssueKey::new(
+        &prefix,
+        u64::try_from(number)
+            .ok()
+            .and_then(NonZeroU64::new)
+            .expect("issue counters start at 1 and only grow"),
+    );
+
+    let inserted = sqlx::query(
+        "INSERT INTO issues (id, key, number, title, title_norm, description, type, status, \
+         open, priority, assignee_id, parent_key, work_block_id, stages, current_stage, \
+         created_by, run_count, status_changed_at, deleted, created_at, updated_at, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'todo', 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
+         ?15, 0, ?15, ?15, 1)",
+    )
+    .bind(id.to_string())
+    .bind(key.as_str())
+    .bind(number)
+    .bind(title.as_str())
+    .bind(&title_norm)
+    .bind(description.as_str())
+    .bind(issue_type.as_str())
+    .bind(i64::from(priority.get()))
+    .bind(assignee_id.map(|a| a.to_string()))
+    .bind(parent_key.as_ref().map(IssueKey::as_str))
+    .bind(work_block_id.map(|b| b.to_string()))
+    .bind(to_json(stages.as_slice()))
+    .bind(stages.current().map(i64::from))
+    .bind(&created_by)
+    .bind(created_at.as_millis())
+    .execute(&mut *tx)
+    .await;
+    if let Err(err) = inserted {
+        return Err(title_aware_err(&mut *tx, err, &title_norm, id, &key).await);
+    }
+
+    let mut unique_labels = labels;
+    unique_labels.sort_unstable();
+    unique_labels.dedup();
+    write_labels(&mut *tx, id, &unique_labels).await?;
+
+    for row in &mut activity {
+        if row.entity_id.is_empty() {
+            row.entity_id = key.to_string();
+        }
+    }
+    activity::append(&mut *tx, activity).await?;
+    let issue = issue_in_tx(&mut *tx, id).await?;
+    Ok(issue)
+}
+
 #[async_trait]
 impl IssueStore for SqliteStore {
     async fn create_issue(&self, new: NewIssueRecord) -> Result<Issue> {
-        let NewIssueRecord {
-            id,
-            prefix,
-            title,
-            description,
-            issue_type,
-            priority,
-            assignee_id,
-            parent_key,
-            work_block_id,
-            labels,
-            stages,
-            created_by,
-            created_at,
-            mut activity,
-        } = new;
-        let title_norm = title.normalized();
-        let mut tx = self.write_tx().await?;
-
-        if let Some(existing_key) = open_title_holder(&mut tx, &title_norm, None).await? {
-            return Err(StoreError::DuplicateTitle { existing_key });
-        }
-        if let Some(parent) = &parent_key {
-            require_issue(&mut tx, parent).await?;
-        }
-        if let Some(block) = work_block_id {
-            require_open_block(&mut tx, block).await?;
-        }
-        if let Some(agent) = assignee_id {
-            require_agent(&mut tx, agent).await?;
-        }
-
-        // The key: one more than the last of this prefix, in this transaction, so a rollback
-        // gives the number back and keys stay dense.
-        let number: i64 = sqlx::query_scalar(
-            "INSERT INTO issue_counters (prefix, last) VALUES (?, 1) \
-             ON CONFLICT (prefix) DO UPDATE SET last = last + 1 RETURNING last",
-        )
-        .bind(prefix.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let key = IssueKey::new(
-            &prefix,
-            u64::try_from(number)
-                .ok()
-                .and_then(NonZeroU64::new)
-                .expect("issue counters start at 1 and only grow"),
-        );
-
-        let inserted = sqlx::query(
-            "INSERT INTO issues (id, key, number, title, title_norm, description, type, status, \
-             open, priority, assignee_id, parent_key, work_block_id, stages, current_stage, \
-             created_by, run_count, status_changed_at, deleted, created_at, updated_at, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'todo', 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
-             ?15, 0, ?15, ?15, 1)",
-        )
-        .bind(id.to_string())
-        .bind(key.as_str())
-        .bind(number)
-        .bind(title.as_str())
-        .bind(&title_norm)
-        .bind(description.as_str())
-        .bind(issue_type.as_str())
-        .bind(i64::from(priority.get()))
-        .bind(assignee_id.map(|a| a.to_string()))
-        .bind(parent_key.as_ref().map(IssueKey::as_str))
-        .bind(work_block_id.map(|b| b.to_string()))
-        .bind(to_json(stages.as_slice()))
-        .bind(stages.current().map(i64::from))
-        .bind(&created_by)
-        .bind(created_at.as_millis())
-        .execute(&mut *tx)
-        .await;
-        if let Err(err) = inserted {
-            return Err(title_aware_err(&mut tx, err, &title_norm, id, &key).await);
-        }
-
-        let mut unique_labels = labels;
-        unique_labels.sort_unstable();
-        unique_labels.dedup();
-        write_labels(&mut tx, id, &unique_labels).await?;
-
-        for row in &mut activity {
-            if row.entity_id.is_empty() {
-                row.entity_id = key.to_string();
-            }
-        }
-        activity::append(&mut tx, activity).await?;
-        let issue = issue_in_tx(&mut tx, id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(issue)
+        crate::create::create_issue(self, new).await
     }
 
     async fn issue(&self, key: &IssueKey) -> Result<Issue> {
@@ -807,6 +810,14 @@ impl IssueStore for SqliteStore {
 
     async fn purge_issue(&self, key: &IssueKey, activity: Vec<NewActivity>) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        // Queued runs for it would lose their issue (the foreign key sets it to NULL) and could
+        // then collide in the one-queued-run index; they never ran, so they go with the issue.
+        // Runs that ran stay, with no issue.
+        sqlx::query("DELETE FROM runs WHERE issue_key = ? AND status = 'queued'")
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         let done = sqlx::query("DELETE FROM issues WHERE key = ?")
             .bind(key.as_str())
             .execute(&mut *tx)
@@ -1013,7 +1024,7 @@ impl LabelStore for SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(map_err(LABEL, &id))?;
-        decode_label(row)
+        decode_label(&row)
     }
 
     async fn list_labels(&self) -> Result<Vec<Label>> {
@@ -1024,7 +1035,7 @@ impl LabelStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        rows.into_iter().map(decode_label).collect()
+        rows.iter().map(decode_label).collect()
     }
 }
 
@@ -1036,7 +1047,7 @@ async fn label_on(conn: &mut SqliteConnection, id: LabelId) -> Result<Label> {
     .fetch_one(&mut *conn)
     .await
     .map_err(map_err(LABEL, &id))?;
-    decode_label(row)
+    decode_label(&row)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! Start reading at [`SqliteStore::open`], then [`db`].
 
 mod activity;
+mod create;
 mod db;
 mod error;
 mod rows;

@@ -25,7 +25,7 @@ use crate::rows::{decode_cursor, encode_cursor, json, ms_opt, parse, to_json, ts
 
 const RUN: &str = "run";
 
-/// Every column of `runs` a [`Run`] needs. Lists select [`RUN_LIST_COLUMNS`] instead, which
+/// Every column of `runs` a [`Run`] needs. Lists select `run_list_columns!()` instead, which
 /// leave out the large text fields.
 macro_rules! run_columns {
     () => {
@@ -231,7 +231,7 @@ struct PolicyRow {
 
 const POLICY: &str = "budget policy";
 
-fn decode_policy(row: PolicyRow) -> Result<BudgetPolicy> {
+fn decode_policy(row: &PolicyRow) -> Result<BudgetPolicy> {
     let scope = if row.scope == "org" {
         BudgetScope::Org
     } else {
@@ -258,7 +258,7 @@ async fn policy_on(conn: &mut SqliteConnection, scope: &str) -> Result<Option<Bu
     .fetch_optional(&mut *conn)
     .await
     .map_err(backend)?;
-    row.map(decode_policy).transpose()
+    row.as_ref().map(decode_policy).transpose()
 }
 
 /// Refuses the reservation if it would take `scope` past an active policy's daily limit.

@@ -232,7 +232,10 @@ impl SystemStore for SqliteStore {
         // An absolute path never starts with `file:`, so SQLite cannot read it as a URI.
         let target = std::path::absolute(path)
             .map_err(|e| invalid(format!("backup path {} is unusable: {e}", path.display())))?;
-        if tokio::fs::try_exists(&target).await.unwrap_or(true) {
+        let exists = tokio::fs::try_exists(&target)
+            .await
+            .map_err(|e| invalid(format!("backup path {} is unusable: {e}", target.display())))?;
+        if exists {
             return Err(StoreError::Conflict {
                 what: format!("backup target {} already exists", target.display()),
             });
@@ -256,5 +259,9 @@ impl SystemStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(backend)
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 }

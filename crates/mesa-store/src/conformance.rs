@@ -1580,6 +1580,43 @@ where
         store.run(RunId::from_uuid(uuid())).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // Purging issues takes their queued runs along (runs that ran stay, without the issue).
+    let doomed = create_issues(&*store, 2, "Purged").await;
+    let mut queued = Vec::new();
+    for issue in &doomed {
+        queued.push(
+            store
+                .enqueue_run(new_run(
+                    agent,
+                    Some(&issue.key),
+                    RunMode::Task,
+                    RunTrigger::Assigned,
+                ))
+                .await
+                .expect("enqueue")
+                .run
+                .id,
+        );
+    }
+    store
+        .purge_issue(&issue.key, Vec::new())
+        .await
+        .expect("purge the issue whose run finished");
+    for issue in &doomed {
+        store
+            .purge_issue(&issue.key, Vec::new())
+            .await
+            .expect("purge an issue with a queued run");
+    }
+    for run in queued {
+        assert!(matches!(
+            store.run(run).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+    let kept = store.run(run.id).await.expect("a finished run stays");
+    assert_eq!(kept.issue_key, None);
 }
 
 fn api_key(kind: ApiKeyKind, agent: Option<AgentId>, run: Option<RunId>, name: &str) -> ApiKey {

@@ -192,15 +192,18 @@ pub trait RunStore: Send + Sync {
     async fn enqueue_run(&self, new: NewRunRecord) -> Result<EnqueueOutcome>;
     /// One run.
     async fn run(&self, id: RunId) -> Result<Run>;
-    /// Runs matching the filter, newest first.
+    /// Runs matching the filter, newest first. Lists leave out the large text fields
+    /// (`prompt`, `stdout`, `diff` are `None`); [`RunStore::run`] has them.
     async fn list_runs(&self, filter: &RunFilter, page: &PageRequest) -> Result<Page<Run>>;
     /// Queued runs that may start at `now`, in queue order (priority desc, trigger rank, age).
     async fn queued_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>>;
-    /// Budget check-and-reserve and start, one transaction (see [`StartRunRequest`]).
+    /// Budget check-and-reserve and start, one transaction (see [`StartRunRequest`]). The run
+    /// is counted on its issue (`run_count + 1`, which moves the issue's version).
     async fn start_run(&self, req: StartRunRequest) -> Result<Run>;
     /// Records the process of a started run.
     async fn set_run_process(&self, id: RunId, pid: Option<i64>, pgid: Option<i64>) -> Result<()>;
-    /// Records worktree, branch and base commit of a started run (and the issue's branch).
+    /// Records worktree, branch and base commit of a started run (and the issue's branch,
+    /// moving the issue's version when it changes).
     async fn set_run_workspace(
         &self,
         id: RunId,
@@ -213,7 +216,9 @@ pub trait RunStore: Send + Sync {
     /// Running runs whose lease expired at `now`, or all running runs of `node_id` when given
     /// (single-node restart recovery).
     async fn stale_runs(&self, now: Timestamp, node_id: Option<&str>) -> Result<Vec<Run>>;
-    /// Finishes a run (see [`FinishRunRecord`]); `RunState` if it had already finished.
+    /// Finishes a run (see [`FinishRunRecord`]); `RunState` if it had already finished. Its
+    /// figures add to what [`RunStore::record_usage`] reported during the run, so a run's totals
+    /// equal the sum of its cost events.
     async fn finish_run(&self, record: FinishRunRecord) -> Result<Run>;
     /// Number of running runs, in total and of one agent.
     async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)>;
@@ -241,7 +246,7 @@ pub trait KeyStore: Send + Sync {
     async fn create_key(&self, new: NewApiKey) -> Result<ApiKey>;
     /// The key with this SHA-256 hex hash, if any.
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
-    /// Records a use.
+    /// Records a use. Uses within a minute of the recorded one are not written again.
     async fn touch_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()>;
     /// Revokes a key.
     async fn revoke_key(

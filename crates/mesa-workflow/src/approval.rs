@@ -39,13 +39,13 @@ pub const APPROVAL_TABLE: &[(ApprovalStatus, ApprovalStatus, &str, &str)] = &[
         ApprovalStatus::Pending,
         ApprovalStatus::Approved,
         "resolve approve",
-        "the approver; the board",
+        "the approver, the board",
     ),
     (
         ApprovalStatus::Pending,
         ApprovalStatus::Rejected,
         "resolve reject",
-        "the approver; the board",
+        "the approver, the board",
     ),
     (
         ApprovalStatus::Pending,
@@ -57,7 +57,7 @@ pub const APPROVAL_TABLE: &[(ApprovalStatus, ApprovalStatus, &str, &str)] = &[
         ApprovalStatus::Pending,
         ApprovalStatus::Cancelled,
         "cancel",
-        "the requester; the board",
+        "the requester, the board",
     ),
     (
         ApprovalStatus::Pending,

@@ -61,7 +61,7 @@ pub fn transition_table_markdown() -> String {
     out.push_str("| from | to | command | who may |\n|---|---|---|---|\n");
     for row in RUN_TABLE {
         let who = if row.board {
-            "Mesa itself; the board"
+            "Mesa itself, the board"
         } else {
             "Mesa itself"
         };

@@ -155,7 +155,7 @@ async fn work_goes_through_review_by_the_reviewer_never_the_author() {
         detail
             .comments
             .iter()
-            .any(|c| c.kind == CommentKind::Review && c.body == "looks good")
+            .any(|c| c.kind == CommentKind::Review && c.body == "Approved: looks good")
     );
 
     let again = t
@@ -421,4 +421,58 @@ async fn comment_rules() {
         .add_comment(&t.board, &key, "board may still note", CommentKind::Comment)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_submitter_cannot_approve_after_a_reassignment() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let engineer_id = t.agent("founding-engineer").await.id;
+    // A junior reviewed by the founding engineer.
+    let mut config = t.agent("designer").await.config;
+    config.name = mesa_core::domain::Name::parse("Junior").unwrap();
+    config.reviewer_id = Some(engineer_id);
+    let junior = mesa_core::NewAgent {
+        slug: mesa_core::domain::Slug::parse("junior").unwrap(),
+        config,
+    };
+    t.mesa.create_agent(&t.board, junior).await.unwrap();
+
+    let mut new = titled("Sneaky");
+    new.assignee = Some("founding-engineer".into());
+    let key = t.mesa.create_issue(&t.board, new).await.unwrap().issue.key;
+    t.mesa
+        .checkout_issue(&engineer, &key, None, None)
+        .await
+        .unwrap();
+    t.mesa
+        .issue_command(
+            &engineer,
+            &key,
+            IssueCommand::Submit {
+                comment: Some("done".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let reassign = IssuePatch {
+        assignee: Some(Some("junior".into())),
+        ..IssuePatch::default()
+    };
+    t.mesa.update_issue(&t.board, &key, reassign).await.unwrap();
+    let approve = IssueCommand::Review {
+        decision: ReviewDecision::Approve,
+        comment: None,
+    };
+    let err = t
+        .mesa
+        .issue_command(&engineer, &key, approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Forbidden,
+        "the submitter never approves its own work"
+    );
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use mesa_domain::{CommentId, CommentKind, IssueStatus};
 use mesa_store::conformance::{BASE, new_issue};
-use mesa_store::{
-    IssueFilter, IssueStore, NewComment, PageRequest, StoreError, SystemStore,
-};
+use mesa_store::{IssueFilter, IssueStore, NewComment, PageRequest, StoreError, SystemStore};
 use mesa_store_sqlite::SqliteStore;
 
 use crate::support::{TestDb, raw_pool};
@@ -29,7 +27,10 @@ async fn wal_and_foreign_keys_are_on() {
         .await
         .expect("journal_mode");
     assert_eq!(mode, "wal");
-    assert!(db.dir().join("mesa.db-wal").exists(), "the write-ahead log exists");
+    assert!(
+        db.dir().join("mesa.db-wal").exists(),
+        "the write-ahead log exists"
+    );
     pool.close().await;
 
     // Foreign keys are per connection: the store's writer enforces them. A comment by an
@@ -60,7 +61,11 @@ async fn wal_and_foreign_keys_are_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn begin_immediate_writers_never_see_locked() {
     let db = TestDb::new().await;
-    let second = Arc::new(SqliteStore::open_path(db.path()).await.expect("second store"));
+    let second = Arc::new(
+        SqliteStore::open_path(db.path())
+            .await
+            .expect("second store"),
+    );
     let stores = [db.store.clone(), second.clone()];
     let mut handles = Vec::new();
     for t in 0..16_i64 {
@@ -92,7 +97,13 @@ async fn begin_immediate_writers_never_see_locked() {
     }
     let expected: BTreeSet<String> = (1..=640).map(|n| format!("MESA-{n}")).collect();
     assert_eq!(keys, expected);
-    assert!(db.store.verify_activity_chain().await.expect("verify").is_ok());
+    assert!(
+        db.store
+            .verify_activity_chain()
+            .await
+            .expect("verify")
+            .is_ok()
+    );
     second.close().await;
 }
 
@@ -167,12 +178,17 @@ async fn backup_is_a_working_copy() {
         .expect_err("an existing file is never overwritten");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
 
-    let copy = SqliteStore::open_path(&target).await.expect("open the backup");
+    let copy = SqliteStore::open_path(&target)
+        .await
+        .expect("open the backup");
     let copied = copy
         .count_issues(&IssueFilter::default())
         .await
         .expect("count");
-    assert!((50..=100).contains(&copied), "the copy has the rows: {copied}");
+    assert!(
+        (50..=100).contains(&copied),
+        "the copy has the rows: {copied}"
+    );
     let first = copy
         .issue(&mesa_domain::IssueKey::parse("MESA-1").expect("key"))
         .await

@@ -64,8 +64,10 @@ pub enum Party {
     Creator,
     /// Any agent.
     AnyAgent,
-    /// Mesa itself (the scheduler's guards) and incoming webhooks.
+    /// Mesa itself (the scheduler's guards).
     Mesa,
+    /// An incoming webhook (§11.3).
+    Webhook,
 }
 
 impl Party {
@@ -81,6 +83,7 @@ impl Party {
             Party::Creator => "the creator agent",
             Party::AnyAgent => "any agent",
             Party::Mesa => "Mesa itself",
+            Party::Webhook => "an incoming webhook",
         }
     }
 }
@@ -143,7 +146,7 @@ pub const TABLE: &[Row] = &[
         from: None,
         to: Todo,
         command: C::Create,
-        who: &[P::Board, P::AnyAgent, P::Mesa],
+        who: &[P::Board, P::AnyAgent, P::Mesa, P::Webhook],
         note: "no assignee: assigned to the CEO",
     },
     row(
@@ -164,7 +167,7 @@ pub const TABLE: &[Row] = &[
         InProgress,
         InProgress,
         C::Checkout,
-        &[P::Assignee, P::Claimer],
+        &[P::Assignee],
         "the holder again: idempotent",
     ),
     row(

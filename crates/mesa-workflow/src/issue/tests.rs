@@ -3,6 +3,7 @@ use mesa_domain::{Actor, CommentKind, IssueStatus, RunTrigger, Timestamp};
 use super::*;
 use crate::fixtures::{agent, agent_id, key};
 use crate::review_chain::{Org, OrgMember, resolve_reviewer, reviewer_chain};
+use crate::{Result, WorkflowError};
 
 const T0: Timestamp = Timestamp::from_millis(1_000_000);
 const NOW: Timestamp = Timestamp::from_millis(2_000_000);
@@ -1153,4 +1154,32 @@ fn the_table_is_well_formed() {
         }
     }
     assert_eq!(TABLE.iter().filter(|r| r.from.is_none()).count(), 1);
+}
+
+#[test]
+fn mesa_may_block_but_webhooks_only_create() {
+    let (issue, _) = setup(IssueStatus::InProgress, Role::Assignee);
+    let block = || IssueCommand::Block {
+        comment: Some("stuck".into()),
+    };
+    let t = decide(&issue, block(), &ActorContext::new(Actor::System), NOW).unwrap();
+    assert_eq!(t.to, IssueStatus::Blocked);
+    assert_eq!(
+        t.effects,
+        [IssueEffect::AddComment {
+            kind: CommentKind::System,
+            body: "stuck".into()
+        }]
+    );
+    let webhook = ActorContext::new(Actor::Webhook {
+        source: "github".into(),
+    });
+    assert_eq!(
+        decide(&issue, block(), &webhook, NOW).unwrap_err().code(),
+        "forbidden"
+    );
+    for kind in CommandKind::ALL.iter().skip(1) {
+        let result = decide(&issue, command(*kind), &webhook, NOW);
+        assert!(result.is_err(), "a webhook may {kind}");
+    }
 }
