@@ -17,6 +17,7 @@
     reason = "xtask runs cargo and other commands and may read the environment"
 )]
 
+mod bench;
 mod check_layers;
 mod ci;
 
@@ -33,6 +34,9 @@ Commands:
                     fmt, clippy, tests (nextest + doctests, or cargo test), doc, check-layers.
                     --skip-fmt leaves out `cargo fmt --check`.
   check-layers      Check workspace dependency arrows against STYLE §2.2.
+  bench [--issues N] [--starts N]
+                    Build release binaries, run the foundation benchmarks and record the
+                    figures in docs/benchmarks.md (defaults: 100000 issues, 11 starts).
   help              Print this message.";
 
 /// A parsed command line.
@@ -40,6 +44,7 @@ Commands:
 enum Cmd {
     Ci(ci::Options),
     CheckLayers,
+    Bench(bench::Options),
     Help,
 }
 
@@ -66,6 +71,25 @@ impl Cmd {
                 }
                 Ok(Self::CheckLayers)
             }
+            "bench" => {
+                let mut options = bench::Options::default();
+                let mut it = rest.iter();
+                while let Some(arg) = it.next() {
+                    let mut value = || -> anyhow::Result<usize> {
+                        let v = it
+                            .next()
+                            .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))?;
+                        v.parse()
+                            .map_err(|_| anyhow::anyhow!("{arg} needs a number, got {v}"))
+                    };
+                    match arg.as_str() {
+                        "--issues" => options.issues = value()?,
+                        "--starts" => options.starts = value()?.max(1),
+                        other => bail!("unknown option for `bench`: {other}"),
+                    }
+                }
+                Ok(Self::Bench(options))
+            }
             "help" | "--help" | "-h" => Ok(Self::Help),
             other => bail!("unknown command: {other}"),
         }
@@ -75,6 +99,7 @@ impl Cmd {
         match self {
             Self::Ci(options) => ci::run(root, *options),
             Self::CheckLayers => check_layers::run(root),
+            Self::Bench(options) => bench::run(root, *options),
             Self::Help => {
                 println!("{USAGE}");
                 Ok(())
