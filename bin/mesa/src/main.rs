@@ -40,7 +40,7 @@ struct Cli {
 /// Options every command shares.
 #[derive(Debug, Clone, Args, Default)]
 struct Common {
-    /// SQLite database file (env DB; default <data-dir>/mesa.db).
+    /// SQLite database file (env DB; default DATA_DIR/mesa.db).
     #[arg(long, global = true)]
     db: Option<PathBuf>,
     /// Directory for Mesa's own files (env MESA_DATA_DIR; default ./.mesa).

@@ -79,13 +79,13 @@ impl Mesa {
     /// Proposes a work block (board or any agent).
     pub async fn create_work_block(&self, actor: &Actor, new: NewWorkBlock) -> Result<WorkBlock> {
         let t = block_flow::propose(new.title.as_str(), actor)?;
-        if let Some(apex) = new.apex_block_id {
-            if let Err(StoreError::NotFound { .. }) = self.inner.store.apex_block(apex).await {
-                return Err(CoreError::unknown(
-                    "apex_block_id",
-                    format!("apex_block_id names no apex block: {apex}"),
-                ));
-            }
+        if let Some(apex) = new.apex_block_id
+            && let Err(StoreError::NotFound { .. }) = self.inner.store.apex_block(apex).await
+        {
+            return Err(CoreError::unknown(
+                "apex_block_id",
+                format!("apex_block_id names no apex block: {apex}"),
+            ));
         }
         let now = self.now();
         let block = WorkBlock {

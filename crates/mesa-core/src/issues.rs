@@ -131,13 +131,13 @@ impl Mesa {
             None => None,
         };
         let ceo = self.ceo().await?.map(|a| a.id);
-        if let Some(parent) = &new.parent_key {
-            if let Err(StoreError::NotFound { .. }) = store.issue(parent).await {
-                return Err(CoreError::unknown(
-                    "parent_key",
-                    format!("parent_key names no issue: {parent}"),
-                ));
-            }
+        if let Some(parent) = &new.parent_key
+            && let Err(StoreError::NotFound { .. }) = store.issue(parent).await
+        {
+            return Err(CoreError::unknown(
+                "parent_key",
+                format!("parent_key names no issue: {parent}"),
+            ));
         }
         let prefix = self.inner.settings.read().await.issue_prefix();
         // The key is allocated by the store; the workflow only needs it for the summary.
@@ -514,10 +514,10 @@ impl Mesa {
             }
             next.updated_at = self.now();
             let mut comments = Vec::new();
-            if patch.status.is_none() {
-                if let Some(c) = patch.comment.as_deref().filter(|c| !c.trim().is_empty()) {
-                    comments.push(self.new_comment(actor, key, CommentKind::Comment, c.to_owned()));
-                }
+            if patch.status.is_none()
+                && let Some(c) = patch.comment.as_deref().filter(|c| !c.trim().is_empty())
+            {
+                comments.push(self.new_comment(actor, key, CommentKind::Comment, c.to_owned()));
             }
             let activity = self.activity(
                 actor,
@@ -531,12 +531,12 @@ impl Mesa {
                 .write_issue(issue, next, comments, vec![activity])
                 .await?;
             issue = view.issue;
-        } else if patch.status.is_none() {
-            if let Some(c) = patch.comment.as_deref() {
-                self.add_comment(actor, key, c, CommentKind::Comment)
-                    .await?;
-                return self.issue(key).await;
-            }
+        } else if patch.status.is_none()
+            && let Some(c) = patch.comment.as_deref()
+        {
+            self.add_comment(actor, key, c, CommentKind::Comment)
+                .await?;
+            return self.issue(key).await;
         }
         let Some(target) = patch.status else {
             return self.view(issue).await;
@@ -619,10 +619,10 @@ impl Mesa {
             );
         }
         self.publish(events);
-        if let (Some(_), Some(block)) = (from, written.work_block_id) {
-            if written.status.is_terminal() {
-                self.check_auto_ready(block).await?;
-            }
+        if let (Some(_), Some(block)) = (from, written.work_block_id)
+            && written.status.is_terminal()
+        {
+            self.check_auto_ready(block).await?;
         }
         self.view(written).await
     }

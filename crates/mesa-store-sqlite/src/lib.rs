@@ -2,15 +2,15 @@
 //!
 //! Architecture invariants:
 //! - This is one of the only places that know SQL (with future `mesa-store-postgres`). sqlx types
-//!   never leave the crate: [`error::map_err`] is the one place sqlx errors are interpreted.
+//!   never leave the crate: `error::map_err` is the one place sqlx errors are interpreted.
 //! - Every write transaction starts with `BEGIN IMMEDIATE` on the single writer connection, so a
 //!   transaction that reads and then writes never fails with "database is locked" under
 //!   contention; reads go through a separate pool of read-only connections (WAL lets them run
 //!   beside the writer).
 //! - Each store call is one transaction. Audit rows passed with a write are appended to the
-//!   hash-chained log inside that same transaction ([`activity::append`]).
+//!   hash-chained log inside that same transaction (`activity::append`).
 //!
-//! Start reading at [`SqliteStore::open`], then [`db`].
+//! Start reading at [`SqliteStore::open`], then `db.rs`.
 
 mod activity;
 mod create;

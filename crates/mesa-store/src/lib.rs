@@ -11,7 +11,7 @@
 //!   the result to the store. The store only enforces what must hold under concurrency: unique
 //!   keys, one winner per checkout, budgets, one active work block, version checks.
 //!
-//! Start with [`Store`], the union of the per-aggregate traits in [`traits`].
+//! Start with [`Store`], the union of the per-aggregate traits in `traits.rs`.
 
 mod error;
 mod records;
