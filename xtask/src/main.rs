@@ -158,8 +158,21 @@ mod tests {
     }
 
     #[test]
+    fn parses_bench_options() {
+        assert_eq!(
+            parse(&["bench", "--issues", "10", "--starts", "3"]).unwrap(),
+            Cmd::Bench(super::bench::Options {
+                issues: 10,
+                starts: 3
+            })
+        );
+    }
+
+    #[test]
     fn rejects_unknown_input() {
-        assert!(parse(&["bench"]).is_err());
+        assert!(parse(&["deploy"]).is_err());
+        assert!(parse(&["bench", "--issues"]).is_err());
+        assert!(parse(&["bench", "--issues", "many"]).is_err());
         assert!(parse(&["ci", "--fast"]).is_err());
         assert!(parse(&["check-layers", "extra"]).is_err());
     }

@@ -476,3 +476,156 @@ async fn the_submitter_cannot_approve_after_a_reassignment() {
         "the submitter never approves its own work"
     );
 }
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
+    use mesa_core::domain::{IssueKey, Stages, Title, ValidationError};
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let key = t
+        .mesa
+        .create_issue(&t.board, titled("Target"))
+        .await
+        .unwrap()
+        .issue
+        .key;
+    let count = || async {
+        t.mesa
+            .issues(&Default::default(), &Default::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let issues_before = count().await;
+    let activity_before = t.activity_count().await;
+
+    // Values that never become domain values: each names its field.
+    let parse_errors: Vec<(ValidationError, &str)> = vec![
+        (Title::parse("").unwrap_err(), "title"),
+        (Title::parse(&"x".repeat(201)).unwrap_err(), "title"),
+        (
+            mesa_core::domain::Slug::parse("Bad Slug").unwrap_err(),
+            "slug",
+        ),
+        (IssueKey::parse("mesa-1").unwrap_err(), "key"),
+        (IssueStatus::parse("finished").unwrap_err(), "status"),
+        (
+            Stages::parse(vec![
+                mesa_core::domain::stage::StageInput {
+                    id: Some(2),
+                    title: "B".into(),
+                    status: StageStatus::Todo,
+                },
+                mesa_core::domain::stage::StageInput {
+                    id: Some(1),
+                    title: "A".into(),
+                    status: StageStatus::Todo,
+                },
+            ])
+            .unwrap_err(),
+            "stages[0].id",
+        ),
+    ];
+    for (err, field) in parse_errors {
+        assert_eq!(err.field, field);
+        assert!(
+            err.message.contains(field.split('[').next().unwrap()),
+            "{}",
+            err.message
+        );
+    }
+
+    // Commands refused by the core: nothing reaches the database.
+    let mut unknown = titled("Unknown assignee");
+    unknown.assignee = Some("nobody".into());
+    assert_eq!(
+        t.mesa
+            .create_issue(&t.board, unknown)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("assignee_slug")
+    );
+    let mut orphan = titled("Orphan");
+    orphan.parent_key = Some(IssueKey::parse("MESA-404").unwrap());
+    assert_eq!(
+        t.mesa
+            .create_issue(&t.board, orphan)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("parent_key")
+    );
+    assert_eq!(
+        t.mesa
+            .create_issue(&t.board, titled("target"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    let bad_status = IssuePatch {
+        status: Some("finished".into()),
+        ..IssuePatch::default()
+    };
+    assert_eq!(
+        t.mesa
+            .update_issue(&t.board, &key, bad_status)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("status")
+    );
+    let cycle = IssuePatch {
+        parent_key: Some(Some(key.clone())),
+        ..IssuePatch::default()
+    };
+    assert_eq!(
+        t.mesa
+            .update_issue(&t.board, &key, cycle)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("parent_key")
+    );
+    let no_reason = IssuePatch {
+        status: Some("cancelled".into()),
+        ..IssuePatch::default()
+    };
+    assert_eq!(
+        t.mesa
+            .update_issue(&t.board, &key, no_reason)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        t.mesa
+            .add_comment(&ceo, &key, "Stage 3: x - Complete", CommentKind::Comment)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
+    let bad_setting = vec![("issue_prefix".to_owned(), "no way".to_owned())];
+    assert_eq!(
+        t.mesa
+            .put_settings(&t.board, &bad_setting)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("issue_prefix")
+    );
+
+    assert_eq!(count().await, issues_before);
+    assert_eq!(
+        t.activity_count().await,
+        activity_before,
+        "no audit row was written"
+    );
+    let detail = t.mesa.issue_detail(&key).await.unwrap();
+    assert!(detail.comments.is_empty());
+    assert_eq!(detail.issue.issue.version, Version::FIRST);
+}

@@ -3,6 +3,7 @@
 //! multi-thread runtime, plus checks of what only SQLite has (WAL, `BEGIN IMMEDIATE`, the
 //! append-only trigger, `VACUUM INTO` backups).
 
+mod aggregates;
 mod conformance;
 mod sqlite;
 mod support;
