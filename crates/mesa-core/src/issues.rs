@@ -653,8 +653,8 @@ impl Mesa {
                     };
                     comments.push(self.new_comment(&author, &issue.key, *kind, body.clone()));
                 }
-                // Wake-ups, board notifications and queue clean-up are carried out by the
-                // scheduler and integrations, which subscribe to the committed events.
+                // Wake-ups, board notifications and queue clean-up belong to the scheduler and
+                // the integrations, which do not exist yet; they are not carried out here.
                 IssueEffect::BindRun
                 | IssueEffect::Wake { .. }
                 | IssueEffect::NotifyBoard { .. }
