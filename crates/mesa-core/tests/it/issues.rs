@@ -629,3 +629,34 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
     assert!(detail.comments.is_empty());
     assert_eq!(detail.issue.issue.version, Version::FIRST);
 }
+
+#[tokio::test]
+async fn events_are_published_after_commit_and_never_for_refusals() {
+    use mesa_core::domain::DomainEvent;
+    let t = TestMesa::new().await;
+    let mut events = t.mesa.subscribe();
+    let view = t
+        .mesa
+        .create_issue(&t.board, titled("Observed"))
+        .await
+        .unwrap();
+    let first = events.recv().await.unwrap();
+    match first.as_ref() {
+        DomainEvent::IssueCreated(issue) => {
+            assert_eq!(issue.key, view.issue.key);
+            // Published after the commit: a fresh read already sees it.
+            t.mesa.issue(&issue.key).await.unwrap();
+        }
+        other => panic!("expected issue_created, got {}", other.name()),
+    }
+    assert!(
+        t.mesa
+            .create_issue(&t.board, titled("observed"))
+            .await
+            .is_err()
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "a refused command publishes nothing"
+    );
+}
