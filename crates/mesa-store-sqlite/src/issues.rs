@@ -23,6 +23,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::SqliteStore;
 use crate::activity;
 use crate::error::{backend, map_err};
+use crate::rows::page_of;
 use crate::rows::{decode_cursor, encode_cursor, json, ms_opt, parse, to_json, ts, ts_opt};
 
 /// `SELECT <every issue column> FROM issues <rest>`. Columns are qualified so the same list works
@@ -552,19 +553,9 @@ impl IssueStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(backend)?;
-        let mut items = rows
-            .into_iter()
-            .map(decode_issue)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items
-                .last()
-                .map(|i| encode_cursor(i.created_at.as_millis(), &i.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        page_of(rows, page, decode_issue, |i| {
+            encode_cursor(i.created_at.as_millis(), &i.id.to_string())
+        })
     }
 
     async fn count_issues(&self, filter: &IssueFilter) -> Result<u64> {
@@ -897,19 +888,9 @@ impl IssueStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        let mut items = rows
-            .into_iter()
-            .map(decode_comment)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items
-                .last()
-                .map(|c| encode_cursor(c.created_at.as_millis(), &c.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        page_of(rows, page, decode_comment, |c| {
+            encode_cursor(c.created_at.as_millis(), &c.id.to_string())
+        })
     }
 
     async fn recent_comments(&self, key: &IssueKey, limit: u32) -> Result<Vec<Comment>> {

@@ -101,3 +101,22 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<(i64, String)> {
     let (sort, id) = text.split_once('|').ok_or_else(bad)?;
     Ok((sort.parse().map_err(|_| bad())?, id.to_owned()))
 }
+
+/// Turns rows fetched with `LIMIT page.limit + 1` into a page: decodes them, keeps `limit`, and
+/// makes the next cursor from the last kept item when there was one more.
+pub(crate) fn page_of<R, T>(
+    rows: Vec<R>,
+    page: &mesa_store::PageRequest,
+    decode: impl FnMut(R) -> Result<T>,
+    cursor: impl Fn(&T) -> String,
+) -> Result<mesa_store::Page<T>> {
+    let limit = page.limit as usize;
+    let mut items = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Ok(mesa_store::Page { items, next_cursor })
+}

@@ -21,6 +21,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::SqliteStore;
 use crate::activity;
 use crate::error::{backend, map_err};
+use crate::rows::page_of;
 use crate::rows::{decode_cursor, encode_cursor, json, ms_opt, parse, to_json, ts, ts_opt};
 
 const RUN: &str = "run";
@@ -444,19 +445,9 @@ impl RunStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(backend)?;
-        let mut items = rows
-            .into_iter()
-            .map(decode_run)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items
-                .last()
-                .map(|r| encode_cursor(r.queued_at.as_millis(), &r.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        page_of(rows, page, decode_run, |r| {
+            encode_cursor(r.queued_at.as_millis(), &r.id.to_string())
+        })
     }
 
     async fn queued_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>> {

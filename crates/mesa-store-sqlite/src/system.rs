@@ -14,6 +14,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::SqliteStore;
 use crate::activity;
 use crate::error::{backend, map_err};
+use crate::rows::page_of;
 use crate::rows::{
     ACTIVITY_COLUMNS, ActivityRow, decode_activity, decode_cursor, encode_cursor, parse, ts,
 };
@@ -181,17 +182,7 @@ impl SystemStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(backend)?;
-        let mut items = rows
-            .into_iter()
-            .map(decode_activity)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > page.limit as usize {
-            items.truncate(page.limit as usize);
-            items.last().map(|e| encode_cursor(e.id.0, ""))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        page_of(rows, page, decode_activity, |e| encode_cursor(e.id.0, ""))
     }
 
     async fn activity_after(&self, after: ActivityId, limit: u32) -> Result<Vec<ActivityEvent>> {
