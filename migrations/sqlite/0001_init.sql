@@ -138,7 +138,7 @@ CREATE TABLE issues (
 -- An open issue's title is unique (case-insensitive, trimmed; SPEC §2).
 CREATE UNIQUE INDEX issues_open_title ON issues(title_norm) WHERE open = 1 AND deleted = 0;
 -- List filters of SPEC §9.3 and the inbox.
-CREATE INDEX issues_status ON issues(status, updated_at);
+CREATE INDEX issues_status ON issues(status, created_at, id);
 CREATE INDEX issues_assignee ON issues(assignee_id, open, priority, updated_at);
 CREATE INDEX issues_parent ON issues(parent_key);
 CREATE INDEX issues_work_block ON issues(work_block_id, status);
@@ -456,7 +456,8 @@ CREATE INDEX webhook_deliveries_created ON webhook_deliveries(created_at);
 -- Full-text search (SPEC §9.3 `q`, §13), kept in step by triggers.
 CREATE VIRTUAL TABLE issues_fts USING fts5(
     key UNINDEXED, title, description,
-    content = 'issues', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2'
+    content = 'issues', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
 );
 CREATE TRIGGER issues_fts_insert AFTER INSERT ON issues BEGIN
     INSERT INTO issues_fts(rowid, key, title, description)
