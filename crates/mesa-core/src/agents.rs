@@ -31,7 +31,7 @@ pub struct AgentView {
 impl Mesa {
     /// All agents, in creation order.
     pub async fn agents(&self) -> Result<Vec<Agent>> {
-        Ok(self.inner.store.list_agents().await?)
+        Ok(self.roster().await?.as_ref().clone())
     }
 
     /// All agents with manager and reviewer slugs.
@@ -112,6 +112,7 @@ impl Mesa {
                 activity: vec![activity],
             })
             .await?;
+        self.forget_roster().await;
         self.publish([DomainEvent::AgentUpdated(Box::new(agent.clone()))]);
         Ok(agent)
     }
@@ -197,6 +198,7 @@ impl Mesa {
                 activity: vec![activity],
             })
             .await?;
+        self.forget_roster().await;
         self.publish([DomainEvent::AgentUpdated(Box::new(agent.clone()))]);
         Ok(agent)
     }
@@ -214,7 +216,7 @@ impl Mesa {
                 ),
             ));
         }
-        let agents = store.list_agents().await?;
+        let agents = self.roster().await?;
         for (field, id) in [
             ("reports_to", config.reports_to),
             ("reviewer", config.reviewer_id),
@@ -235,7 +237,7 @@ impl Mesa {
             }
         }
         if let Some(id) = agent {
-            let org = Org::from_agents(&agents);
+            let org = Org::from_agents(agents.iter());
             validate_reports_to(&org, id, config.reports_to)?;
         }
         let dir = std::path::Path::new(config.working_dir.as_str());

@@ -440,8 +440,8 @@ impl Mesa {
         let now = self.now();
         let chain = match actor.agent_id() {
             Some(agent) => {
-                let agents = self.inner.store.list_agents().await?;
-                reviewer_chain(&Org::from_agents(&agents), agent)
+                let agents = self.roster().await?;
+                reviewer_chain(&Org::from_agents(agents.iter()), agent)
             }
             None => Vec::new(),
         };
@@ -748,7 +748,11 @@ impl Mesa {
 
     async fn is_ceo(&self, actor: &Actor) -> Result<bool> {
         Ok(match actor.agent_id() {
-            Some(id) => self.inner.store.agent(id).await?.is_ceo(),
+            Some(id) => self
+                .roster()
+                .await?
+                .iter()
+                .any(|a| a.id == id && a.is_ceo()),
             None => false,
         })
     }

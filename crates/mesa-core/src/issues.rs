@@ -252,7 +252,10 @@ impl Mesa {
 
     async fn view(&self, issue: Issue) -> Result<IssueView> {
         let assignee_slug = match issue.assignee_id {
-            Some(id) => Some(self.inner.store.agent(id).await?.slug),
+            Some(id) => match self.roster().await?.iter().find(|a| a.id == id) {
+                Some(a) => Some(a.slug.clone()),
+                None => Some(self.inner.store.agent(id).await?.slug),
+            },
             None => None,
         };
         let warnings = acceptance_warnings(issue.issue_type, issue.description.as_str());
@@ -666,8 +669,8 @@ impl Mesa {
     /// The workflow's view of an issue and of the actor's relation to it.
     async fn context(&self, actor: &Actor, issue: &Issue) -> Result<(IssueSnapshot, ActorContext)> {
         let store = &self.inner.store;
-        let agents = store.list_agents().await?;
-        let org = Org::from_agents(&agents);
+        let agents = self.roster().await?;
+        let org = Org::from_agents(agents.iter());
         let mut snapshot = IssueSnapshot::from_issue(issue);
         snapshot.children = store
             .children(&issue.key)

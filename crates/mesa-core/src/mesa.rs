@@ -28,6 +28,10 @@ pub(crate) struct Inner {
     pub(crate) config: Arc<CoreConfig>,
     /// Settings cached in memory; refreshed on every settings write.
     pub(crate) settings: RwLock<Settings>,
+    /// The agent roster, cached between agent writes (see [`Mesa::roster`]).
+    pub(crate) roster: RwLock<Option<Arc<Vec<mesa_domain::entity::Agent>>>>,
+    /// Bumped by every agent write, so a load that raced a write is not cached.
+    pub(crate) roster_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Mesa {
@@ -217,6 +221,8 @@ impl MesaBuilder {
                 clock: self.clock,
                 config: Arc::new(config),
                 settings: RwLock::new(settings),
+                roster: RwLock::new(None),
+                roster_generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -226,5 +232,32 @@ impl Mesa {
     /// Closes the store's connections (checkpointing the SQLite WAL). Call once at shutdown.
     pub async fn close(&self) {
         self.inner.store.close().await;
+    }
+}
+
+impl Mesa {
+    /// Every agent, in creation order. Agents change rarely and are read by most commands (the
+    /// CEO for new issues, the org chart for reviews, slugs for views), so the list is cached and
+    /// dropped whenever this handle writes an agent.
+    pub(crate) async fn roster(&self) -> Result<Arc<Vec<mesa_domain::entity::Agent>>> {
+        use std::sync::atomic::Ordering;
+        if let Some(roster) = self.inner.roster.read().await.as_ref() {
+            return Ok(Arc::clone(roster));
+        }
+        let generation = self.inner.roster_generation.load(Ordering::SeqCst);
+        let roster = Arc::new(self.inner.store.list_agents().await?);
+        let mut cache = self.inner.roster.write().await;
+        if self.inner.roster_generation.load(Ordering::SeqCst) == generation {
+            *cache = Some(Arc::clone(&roster));
+        }
+        Ok(roster)
+    }
+
+    /// Drops the cached roster after an agent write.
+    pub(crate) async fn forget_roster(&self) {
+        self.inner
+            .roster_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *self.inner.roster.write().await = None;
     }
 }
