@@ -32,6 +32,7 @@
 mod activity_log;
 mod agents;
 mod archetypes;
+mod auth;
 mod blocks;
 mod bootstrap;
 mod clock;
@@ -47,6 +48,7 @@ mod settings;
 pub mod catalog;
 
 pub use agents::{AgentView, NewAgent};
+pub use auth::{AuthFailure, MintedKey, Principal, hash_key};
 pub use blocks::{BlockOutcome, NewApproval, NewWorkBlock};
 pub use bootstrap::BootstrapReport;
 pub use clock::{Clock, FakeClock, SystemClock};

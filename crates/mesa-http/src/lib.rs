@@ -16,6 +16,7 @@ use axum::extract::FromRef;
 use mesa_core::Mesa;
 use tokio::net::TcpListener;
 
+pub mod api;
 pub mod health;
 
 /// Configuration of the HTTP layer.
@@ -46,7 +47,11 @@ impl AppState {
 
 /// The whole application as a router (tests drive it with `oneshot` or a real listener).
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
+    Router::new()
+        .merge(health::routes())
+        .merge(api::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.

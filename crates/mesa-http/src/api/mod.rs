@@ -1,0 +1,61 @@
+//! The JSON API under `/api/v1` (SPEC §9) and its OpenAPI document at `/api/openapi.json`.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod issues;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mesa API", description = "The REST API of Mesa (SPEC §9)."),
+    components(schemas(dto::IssueDto, dto::CommentDto)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The API routes (nested under `/api/v1`) and `/api/openapi.json`.
+pub(crate) fn routes() -> Router<AppState> {
+    let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", issues::routes())
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let json = std::sync::Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    v1.route(
+        "/api/openapi.json",
+        get(move || {
+            let json = std::sync::Arc::clone(&json);
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    json.as_ref().clone(),
+                )
+            }
+        }),
+    )
+}
