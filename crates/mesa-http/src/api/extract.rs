@@ -73,6 +73,8 @@ fn describe_data_error(text: &str) -> (String, String) {
         let name = quoted(&message).unwrap_or_default();
         if path.is_empty() || path == "." {
             name
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path
         } else {
             format!("{path}.{name}")
         }
