@@ -95,7 +95,17 @@ pub(crate) struct Config {
     pub(crate) log_json: bool,
     pub(crate) synchronous: mesa_core::store_sqlite::Synchronous,
     pub(crate) max_runs: u32,
-    pub(crate) board_token_set: bool,
+    pub(crate) board_token: Option<Secret>,
+}
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Config {
@@ -141,7 +151,7 @@ impl Config {
             log_json,
             synchronous,
             max_runs: merged.max_runs.unwrap_or(4),
-            board_token_set: merged.board_token.is_some(),
+            board_token: merged.board_token.map(Secret),
         })
     }
 }

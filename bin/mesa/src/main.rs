@@ -84,10 +84,35 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Board tokens: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Audit-log operations.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a board token; the raw token is printed once.
+    Create {
+        /// The token's name (shown as board:<name> in the activity log).
+        #[arg(long)]
+        name: String,
+        /// Expiry, RFC 3339 (e.g. 2027-01-31T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List board tokens and agent keys (never their values).
+    List,
+    /// Revoke a token or key by id.
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 
@@ -176,6 +201,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(Command::Audit {
                 command: AuditCommand::Verify,
             }) => ops::audit_verify(&config).await,
+            Some(Command::Token { command }) => match command {
+                TokenCommand::Create { name, expires_at } => {
+                    ops::token_create(&config, &name, expires_at.as_deref()).await
+                }
+                TokenCommand::List => ops::token_list(&config).await,
+                TokenCommand::Revoke { id } => ops::token_revoke(&config, &id).await,
+            },
         }
     })
 }

@@ -284,3 +284,61 @@ fn remove_db_files(db: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub(crate) async fn token_create(
+    config: &Config,
+    name: &str,
+    expires_at: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use mesa_core::domain::{Actor, Name, Timestamp};
+    let mesa = open_mesa(config).await?;
+    let name = Name::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let expires_at = expires_at
+        .map(|t| Timestamp::parse_rfc3339("expires_at", t))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--expires-at: {e}"))?;
+    let minted = mesa
+        .create_board_token(&Actor::board("cli"), name, expires_at)
+        .await?;
+    mesa.close().await;
+    println!("{}", minted.raw);
+    eprintln!(
+        "Board token {} ({}) created; it is shown only once.",
+        minted.key.id, minted.key.prefix
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn token_list(config: &Config) -> anyhow::Result<ExitCode> {
+    let mesa = open_mesa(config).await?;
+    let keys = mesa.keys(None).await?;
+    mesa.close().await;
+    println!(
+        "{:<36}  {:<6}  {:<12}  {:<20}  STATE",
+        "ID", "KIND", "PREFIX", "NAME"
+    );
+    for k in keys {
+        let state = if k.revoked_at.is_some() {
+            "revoked".to_owned()
+        } else if let Some(t) = k.expires_at {
+            format!("expires {t}")
+        } else {
+            "active".to_owned()
+        };
+        println!(
+            "{:<36}  {:<6}  {:<12}  {:<20}  {state}",
+            k.id, k.kind, k.prefix, k.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn token_revoke(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    use mesa_core::domain::{Actor, ApiKeyId};
+    let id = ApiKeyId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mesa = open_mesa(config).await?;
+    mesa.revoke_key(&Actor::board("cli"), id).await?;
+    mesa.close().await;
+    println!("Revoked {id}.");
+    Ok(ExitCode::SUCCESS)
+}

@@ -12,6 +12,11 @@ use crate::ops::{DbLock, open_mesa};
 pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCode> {
     let _lock = DbLock::acquire(&config.db)?;
     let mesa = open_mesa(&config).await?;
+    if let Some(token) = &config.board_token {
+        mesa.ensure_env_board_token(&token.0)
+            .await
+            .context("MESA_BOARD_TOKEN")?;
+    }
     if let Some(report) = mesa.bootstrap_if_empty().await? {
         tracing::info!(
             template = %report.template,

@@ -281,3 +281,77 @@ async fn init_doctor_backup_restore_and_audit_verify() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("hash chain intact"), "{}", text(&out));
 }
+
+impl Server {
+    fn get_with(&self, path: &str, token: &str) -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        response[9..12].parse().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn board_tokens_from_the_cli_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    let db_s = db.display().to_string();
+    let env_token = format!("mesa_brd_{}", "e".repeat(40));
+
+    let mut child = mesa(dir.path())
+        .args(["serve", "--port", "0", "--db", &db_s])
+        .env("MESA_BOARD_TOKEN", &env_token)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let server = Server { child, port };
+    assert_eq!(server.get_with("/api/v1/issues", &env_token), 200);
+    assert_eq!(server.get_with("/api/v1/issues", "mesa_brd_wrong"), 401);
+
+    let out = run(
+        dir.path(),
+        &["token", "create", "--name", "ci", "--db", &db_s],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("mesa_brd_"), "{token}");
+    assert_eq!(server.get_with("/api/v1/issues", &token), 200);
+
+    let list = run(dir.path(), &["token", "list", "--db", &db_s]);
+    let listing = text(&list);
+    assert!(
+        listing.contains("ci") && listing.contains("env"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&token), "raw tokens are never listed");
+    let id = listing
+        .lines()
+        .find(|l| l.contains(" ci "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = run(dir.path(), &["token", "revoke", &id, "--db", &db_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(server.get_with("/api/v1/issues", &token), 401);
+    assert!(server.stop().success());
+}
