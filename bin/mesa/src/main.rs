@@ -100,7 +100,7 @@ enum Command {
 enum TokenCommand {
     /// Create a board token; the raw token is printed once.
     Create {
-        /// The token's name (shown as board:<name> in the activity log).
+        /// The token's name (shown as `board:NAME` in the activity log).
         #[arg(long)]
         name: String,
         /// Expiry, RFC 3339 (e.g. 2027-01-31T00:00:00Z).

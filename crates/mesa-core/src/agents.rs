@@ -164,7 +164,7 @@ impl Mesa {
         Ok(self.inner.store.agent_revisions(agent.id).await?)
     }
 
-    async fn write_agent_config(
+    pub(crate) async fn write_agent_config(
         &self,
         actor: &Actor,
         current: Agent,

@@ -1,9 +1,20 @@
 //! The JSON API under `/api/v1` (SPEC §9) and its OpenAPI document at `/api/openapi.json`.
 
+mod agents;
+mod approvals;
+mod archetypes;
+mod blocks;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod inbox;
 mod issues;
+mod keys;
+mod labels;
+mod learning;
+mod ops;
+mod usage;
+mod wiki;
 
 use axum::Router;
 use axum::routing::get;
@@ -43,6 +54,17 @@ impl utoipa::Modify for BearerAuth {
 pub(crate) fn routes() -> Router<AppState> {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", issues::routes())
+        .nest("/api/v1", blocks::routes())
+        .nest("/api/v1", approvals::routes())
+        .nest("/api/v1", archetypes::routes())
+        .nest("/api/v1", inbox::routes())
+        .nest("/api/v1", agents::routes())
+        .nest("/api/v1", keys::routes())
+        .nest("/api/v1", labels::routes())
+        .nest("/api/v1", usage::routes())
+        .nest("/api/v1", wiki::routes())
+        .nest("/api/v1", learning::routes())
+        .nest("/api/v1", ops::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let json = std::sync::Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
