@@ -293,9 +293,17 @@ impl Mesa {
                     ApprovalKind::WorkBlockActivation | ApprovalKind::WorkBlockShip
                 );
             if about_block && kind_ok {
-                let _ =
+                let cancelled =
                     Box::pin(self.approval_command(&Actor::System, a.id, ApprovalCommand::Cancel))
                         .await;
+                match cancelled {
+                    // Someone decided it meanwhile: nothing left to withdraw.
+                    Ok(_) | Err(CoreError::Store(StoreError::StaleVersion { .. })) => {}
+                    Err(CoreError::Workflow(mesa_workflow::WorkflowError::NotPending {
+                        ..
+                    })) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -576,19 +584,31 @@ impl Mesa {
             _ => Ok(()),
         };
         if let Err(err) = effect {
+            // A patch written against an old archetype version can never apply: the approval
+            // ends cancelled. Any other failure puts the approval back to pending.
+            let superseded = apply == Some(ApprovalKind::ArchetypePatch)
+                && self
+                    .patch_of(&written)
+                    .await
+                    .is_some_and(|p| p.status == mesa_domain::PatchStatus::Superseded);
             let mut undo = written.clone();
-            undo.status = ApprovalStatus::Pending;
-            undo.decided_at = None;
-            undo.decided_by = None;
-            undo.decision_comment = None;
+            if superseded {
+                undo.status = ApprovalStatus::Cancelled;
+                undo.decision_comment = Some(format!("not applied: {err}"));
+            } else {
+                undo.status = ApprovalStatus::Pending;
+                undo.decided_at = None;
+                undo.decided_by = None;
+                undo.decision_comment = None;
+            }
             let note = self.activity(
                 &Actor::System,
                 "approval.reverted",
                 "approval",
                 written.id.to_string(),
                 format!(
-                    "approval \"{}\" reverted to pending: its effect failed ({err})",
-                    written.title
+                    "approval \"{}\" is {}: its effect failed ({err})",
+                    written.title, undo.status
                 ),
                 serde_json::json!({}),
             );
@@ -706,6 +726,12 @@ impl Mesa {
             ApprovalKind::DestructiveAction | ApprovalKind::Other => {}
         }
         Ok(())
+    }
+
+    async fn patch_of(&self, approval: &Approval) -> Option<mesa_domain::entity::ArchetypePatch> {
+        let id = subject_id(approval, "archetype_patch")
+            .and_then(|s| mesa_domain::ArchetypePatchId::parse(&s).ok())?;
+        self.inner.store.patch(id).await.ok()
     }
 
     async fn settle_patch(

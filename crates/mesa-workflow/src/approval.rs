@@ -57,7 +57,7 @@ pub const APPROVAL_TABLE: &[(ApprovalStatus, ApprovalStatus, &str, &str)] = &[
         ApprovalStatus::Pending,
         ApprovalStatus::Cancelled,
         "cancel",
-        "the requester, the board",
+        "the requester, the board; Mesa when a move makes it moot",
     ),
     (
         ApprovalStatus::Pending,
@@ -283,7 +283,9 @@ pub fn decide(
             Ok(t)
         }
         ApprovalCommand::Cancel => {
-            if !actor.is_board() && !is_requester {
+            // Mesa itself withdraws approvals a move made moot (a shipped block's pending ship
+            // approval, a cancelled block's activation request).
+            if !actor.is_board() && !is_requester && !matches!(actor, Actor::System) {
                 return Err(WorkflowError::forbidden(
                     "only the requester or the board may cancel an approval",
                 ));

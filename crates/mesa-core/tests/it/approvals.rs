@@ -224,3 +224,89 @@ async fn hire_payload_is_required_and_applied() {
         .unwrap();
     assert_eq!(bea.reports_to.as_ref().map(|s| s.as_str()), Some("ceo"));
 }
+
+#[tokio::test]
+async fn shipping_withdraws_the_pending_ship_approval() {
+    let t = TestMesa::new().await;
+    let b = t
+        .mesa
+        .create_work_block(&t.board, block("Ship me"))
+        .await
+        .unwrap();
+    t.mesa
+        .work_block_command(&t.board, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap();
+    let ready = t
+        .mesa
+        .work_block_command(&t.board, b.id, BlockCommand::MarkReady, None)
+        .await
+        .unwrap();
+    let ship = ready
+        .approval
+        .expect("entering ready requests a ship approval");
+    t.mesa
+        .work_block_command(&t.board, b.id, BlockCommand::Ship, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.mesa.approval(ship.id).await.unwrap().status,
+        ApprovalStatus::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn a_patch_against_an_old_version_is_superseded_and_its_approval_cancelled() {
+    let t = TestMesa::new().await;
+    let auditor_like = t.actor("ceo").await;
+    let slug = mesa_core::domain::Slug::parse("qa").unwrap();
+    let proposed = t
+        .mesa
+        .propose_archetype_patch(
+            &auditor_like,
+            &slug,
+            Markdown::parse("Better QA").unwrap(),
+            Markdown::parse("why").unwrap(),
+        )
+        .await
+        .unwrap();
+    // The board edits the archetype first: the patch's base version is now stale.
+    t.mesa
+        .edit_archetype(
+            &t.board,
+            &slug,
+            None,
+            Markdown::parse("Board QA").unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = t
+        .mesa
+        .resolve_approval(
+            &t.board,
+            proposed.approval.id,
+            ApprovalDecision::Approve,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        t.mesa.approval(proposed.approval.id).await.unwrap().status,
+        ApprovalStatus::Cancelled
+    );
+    assert_eq!(
+        t.mesa
+            .archetype_patch(proposed.patch.id)
+            .await
+            .unwrap()
+            .status,
+        mesa_core::domain::PatchStatus::Superseded
+    );
+    assert_eq!(
+        t.mesa.archetype(&slug).await.unwrap().version,
+        2,
+        "only the board's edit applied"
+    );
+}

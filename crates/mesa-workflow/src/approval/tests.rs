@@ -253,7 +253,7 @@ fn escalation_hands_it_to_the_board() {
 #[test]
 fn the_requester_or_the_board_cancels() {
     let approval = pending(ApprovalKind::ArchetypePatch, Approver::Board);
-    for actor in [agent(3), Actor::board("ops")] {
+    for actor in [agent(3), Actor::board("ops"), Actor::System] {
         let t = decide(&approval, ApprovalCommand::Cancel, &actor, NOW).unwrap();
         assert_eq!(t.to, ApprovalStatus::Cancelled);
         assert!(
