@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: runs exactly what CI runs, in order, and stops at the first failing step.
 //!
 //! The steps are fmt, clippy, tests (nextest when available, plus doctests, which nextest
-//! skips; plain `cargo test` otherwise), rustdoc with warnings denied, and check-layers.
+//! skips; plain `cargo test` otherwise), rustdoc with warnings denied, check-layers, and
+//! schemathesis against the running server's OpenAPI document.
 //! Every step prints a one-line summary with its duration, and a recap follows at the end.
 
 use std::fmt;
@@ -30,6 +31,8 @@ enum Action {
     },
     /// The layer check, in-process.
     CheckLayers,
+    /// schemathesis against the OpenAPI document of a running `mesa`.
+    Schemathesis,
 }
 
 /// One named CI step.
@@ -49,6 +52,7 @@ impl fmt::Display for Action {
                 write!(f, "cargo {}", args.join(" "))
             }
             Action::CheckLayers => f.write_str("cargo xtask check-layers (in-process)"),
+            Action::Schemathesis => f.write_str("st run <mesa>/api/openapi.json (board token)"),
         }
     }
 }
@@ -106,6 +110,10 @@ fn plan(options: Options, nextest: bool) -> Vec<Step> {
     steps.push(Step {
         name: "check-layers",
         action: Action::CheckLayers,
+    });
+    steps.push(Step {
+        name: "schemathesis",
+        action: Action::Schemathesis,
     });
     steps
 }
@@ -183,6 +191,7 @@ fn run_step(root: &Path, step: &Step) -> anyhow::Result<()> {
             Ok(())
         }
         Action::CheckLayers => check_layers::run(root),
+        Action::Schemathesis => crate::schemathesis::run(root),
     }
 }
 
@@ -228,7 +237,8 @@ mod tests {
                 "test (nextest)",
                 "doctest",
                 "doc",
-                "check-layers"
+                "check-layers",
+                "schemathesis"
             ]
         );
     }
@@ -237,7 +247,14 @@ mod tests {
     fn plan_without_nextest_uses_cargo_test() {
         assert_eq!(
             names(Options::default(), false),
-            ["fmt", "clippy", "test", "doc", "check-layers"]
+            [
+                "fmt",
+                "clippy",
+                "test",
+                "doc",
+                "check-layers",
+                "schemathesis"
+            ]
         );
     }
 
@@ -245,7 +262,7 @@ mod tests {
     fn skip_fmt_drops_the_fmt_step() {
         assert_eq!(
             names(Options { skip_fmt: true }, false),
-            ["clippy", "test", "doc", "check-layers"]
+            ["clippy", "test", "doc", "check-layers", "schemathesis"]
         );
     }
 
@@ -264,6 +281,7 @@ mod tests {
                 "cargo test --doc --workspace --locked",
                 "RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps --locked",
                 "cargo xtask check-layers (in-process)",
+                "st run <mesa>/api/openapi.json (board token)",
             ]
         );
         assert!(matches!(

@@ -20,6 +20,7 @@
 mod bench;
 mod check_layers;
 mod ci;
+mod schemathesis;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ Commands:
   bench [--issues N] [--starts N]
                     Build release binaries, run the foundation benchmarks and record the
                     figures in docs/benchmarks.md (defaults: 100000 issues, 11 starts).
+  schemathesis      Run schemathesis against a fresh `mesa serve` (the last CI step).
   help              Print this message.";
 
 /// A parsed command line.
@@ -45,6 +47,7 @@ enum Cmd {
     Ci(ci::Options),
     CheckLayers,
     Bench(bench::Options),
+    Schemathesis,
     Help,
 }
 
@@ -90,6 +93,7 @@ impl Cmd {
                 }
                 Ok(Self::Bench(options))
             }
+            "schemathesis" => Ok(Self::Schemathesis),
             "help" | "--help" | "-h" => Ok(Self::Help),
             other => bail!("unknown command: {other}"),
         }
@@ -100,6 +104,7 @@ impl Cmd {
             Self::Ci(options) => ci::run(root, *options),
             Self::CheckLayers => check_layers::run(root),
             Self::Bench(options) => bench::run(root, *options),
+            Self::Schemathesis => schemathesis::run(root),
             Self::Help => {
                 println!("{USAGE}");
                 Ok(())
