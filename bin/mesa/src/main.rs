@@ -14,6 +14,7 @@
     reason = "a command-line program"
 )]
 
+mod client;
 mod config;
 mod ops;
 mod serve;
@@ -94,6 +95,31 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Client (MESA_API_URL, MESA_API_KEY): my actionable issues.
+    Inbox(client::Output),
+    /// Client: show, create, check out, comment on, submit, block or review an issue.
+    Issue {
+        #[command(subcommand)]
+        command: client::IssueCommand,
+        #[command(flatten)]
+        out: client::Output,
+    },
+    /// Client: search, read or write wiki pages.
+    Wiki {
+        #[command(subcommand)]
+        command: client::WikiCommand,
+        #[command(flatten)]
+        out: client::Output,
+    },
+    /// Client: post a reflection on my work (agents).
+    Reflect {
+        #[command(flatten)]
+        args: client::ReflectArgs,
+        #[command(flatten)]
+        out: client::Output,
+    },
+    /// Client: my token usage and budget (the board: the org's).
+    Usage(client::Output),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +179,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The client commands talk to a running server: no configuration, database or logging.
+    let command = match cli.command {
+        Some(Command::Inbox(out)) => return Ok(client::main(client::Call::Inbox, out)),
+        Some(Command::Issue { command, out }) => {
+            return Ok(client::main(client::Call::Issue(command), out));
+        }
+        Some(Command::Wiki { command, out }) => {
+            return Ok(client::main(client::Call::Wiki(command), out));
+        }
+        Some(Command::Reflect { args, out }) => {
+            return Ok(client::main(client::Call::Reflect(args), out));
+        }
+        Some(Command::Usage(out)) => return Ok(client::main(client::Call::Usage, out)),
+        other => other,
+    };
     let cwd = std::env::current_dir()?;
     let common = cli.common.clone();
     let mut flags = Layer {
@@ -161,7 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         log_format: common.log_format.clone(),
         ..Layer::default()
     };
-    match &cli.command {
+    match &command {
         None => flags.port = cli.port,
         Some(Command::Serve(args)) => {
             flags.port = args.port;
@@ -191,7 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             None | Some(Command::Serve(_)) => serve::serve(config).await,
             Some(Command::Init { .. }) => ops::init(&config).await,
             Some(Command::Migrate) => ops::migrate(&config).await,
@@ -208,6 +249,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 TokenCommand::List => ops::token_list(&config).await,
                 TokenCommand::Revoke { id } => ops::token_revoke(&config, &id).await,
             },
+            Some(
+                Command::Inbox(_)
+                | Command::Issue { .. }
+                | Command::Wiki { .. }
+                | Command::Reflect { .. }
+                | Command::Usage(_),
+            ) => unreachable!("client commands return above"),
         }
     })
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use mesa_domain::DomainEvent;
 use tokio::sync::broadcast;
 
+use crate::journal::EventJournal;
+
 /// How many events a subscriber may fall behind before it is told it lagged.
 const CAPACITY: usize = 4096;
 
@@ -13,21 +15,33 @@ const CAPACITY: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<DomainEvent>>,
+    journal: Arc<EventJournal>,
 }
 
 impl EventBus {
     /// An empty bus.
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
-        EventBus { sender }
+        EventBus {
+            sender,
+            journal: Arc::new(EventJournal::new()),
+        }
     }
 
-    /// Publishes committed events in order. Having no subscriber is not an error.
+    /// Publishes committed events in order, journaling each (see [`EventJournal`]). Having no
+    /// subscriber is not an error.
     pub fn publish(&self, events: impl IntoIterator<Item = DomainEvent>) {
         for event in events {
+            let event = Arc::new(event);
+            self.journal.append(&event);
             // An error only means nobody listens right now.
-            let _ = self.sender.send(Arc::new(event));
+            let _ = self.sender.send(event);
         }
+    }
+
+    /// The journal of recent events with their ids (SSE replay, SPEC §9.4).
+    pub fn journal(&self) -> &EventJournal {
+        &self.journal
     }
 
     /// A new receiver that sees every event published from now on.

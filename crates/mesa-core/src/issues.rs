@@ -591,7 +591,7 @@ impl Mesa {
         Ok(parent.clone())
     }
 
-    async fn write_issue(
+    pub(crate) async fn write_issue(
         &self,
         before: Issue,
         next: Issue,
@@ -630,7 +630,7 @@ impl Mesa {
         self.view(written).await
     }
 
-    fn apply_effects(
+    pub(crate) fn apply_effects(
         &self,
         actor: &Actor,
         issue: &mut Issue,
@@ -667,7 +667,11 @@ impl Mesa {
     }
 
     /// The workflow's view of an issue and of the actor's relation to it.
-    async fn context(&self, actor: &Actor, issue: &Issue) -> Result<(IssueSnapshot, ActorContext)> {
+    pub(crate) async fn context(
+        &self,
+        actor: &Actor,
+        issue: &Issue,
+    ) -> Result<(IssueSnapshot, ActorContext)> {
         let store = &self.inner.store;
         let agents = self.roster().await?;
         let org = Org::from_agents(agents.iter());

@@ -43,10 +43,13 @@ mod events;
 mod governance;
 mod hints;
 mod issues;
+mod journal;
 mod knowledge;
 mod learning;
 mod mesa;
+mod run_stats;
 mod settings;
+mod similar;
 
 pub mod catalog;
 
@@ -61,9 +64,13 @@ pub use error::{CoreError, ErrorKind, Result};
 pub use events::EventBus;
 pub use governance::{ProposedPatch, Strategy, WorkBlockDetail, WorkBlockFields, WorkBlockStats};
 pub use issues::{IssueDetail, IssueList, IssuePatch, IssueView, NewIssue};
+pub use journal::{
+    EventJournal, JOURNAL_CAPACITY, JournalEntry, JournalSubscription, Replay, SUBSCRIBER_BUFFER,
+};
 pub use learning::{CronPatch, NewCron, NewSkill, SCHEDULER_PAUSED, parse_schedule, parse_tags};
 pub use mesa::{Mesa, MesaBuilder};
 pub use settings::{FEATURE_FLAGS, Settings};
+pub use similar::{DELETED_REASON, MAX_SIMILAR, SIMILARITY_THRESHOLD, SimilarIssue};
 
 /// Re-exports of the layers below, so embedders need only this crate.
 pub use mesa_domain as domain;

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 pub mod api;
 pub mod health;
+pub mod metrics;
 
 /// Configuration of the HTTP layer.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,10 @@ pub struct AppState {
     pub mesa: Mesa,
     /// HTTP configuration.
     pub config: Arc<HttpConfig>,
+    /// Request counters and timings for `GET /metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The open event streams (ended at shutdown).
+    pub streams: Arc<api::events::EventStreams>,
 }
 
 impl AppState {
@@ -41,17 +46,19 @@ impl AppState {
         AppState {
             mesa,
             config: Arc::new(HttpConfig::default()),
+            metrics: Arc::default(),
+            streams: Arc::default(),
         }
     }
 }
 
 /// The whole application as a router (tests drive it with `oneshot` or a real listener).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let app = Router::new()
         .merge(health::routes())
-        .merge(api::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
-        .with_state(state)
+        .merge(api::routes(&state))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024));
+    metrics::instrument(app, &state).with_state(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
@@ -60,7 +67,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = Arc::clone(&state.streams);
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves: end them so in-flight requests can finish.
+            streams.close();
+        })
         .await
 }

@@ -674,6 +674,23 @@ impl RunStore for SqliteStore {
         ))
     }
 
+    async fn run_status_counts(&self) -> Result<Vec<(RunStatus, u64)>> {
+        // Served by the `runs_status` index.
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(backend)?;
+        rows.into_iter()
+            .map(|(status, n)| {
+                Ok((
+                    parse(RUN, RunStatus::parse(&status))?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
     async fn spend(&self, scope: BudgetScope, since: Timestamp) -> Result<Spend> {
         let mut conn = self.reader.acquire().await.map_err(backend)?;
         let agent = match scope {

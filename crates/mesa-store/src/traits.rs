@@ -13,7 +13,7 @@ use mesa_domain::entity::{
 };
 use mesa_domain::{
     AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey, LabelId,
-    RunId, Slug, Timestamp, WikiSlug, WorkBlockId,
+    RunId, RunStatus, Slug, Timestamp, WikiSlug, WorkBlockId,
 };
 
 use crate::Result;
@@ -222,6 +222,8 @@ pub trait RunStore: Send + Sync {
     async fn finish_run(&self, record: FinishRunRecord) -> Result<Run>;
     /// Number of running runs, in total and of one agent.
     async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)>;
+    /// Number of runs in each status that has any (for metrics; one cheap aggregate query).
+    async fn run_status_counts(&self) -> Result<Vec<(RunStatus, u64)>>;
 
     /// Spend since `since` (cost events) plus current reservations, of an agent or the org.
     async fn spend(&self, scope: BudgetScope, since: Timestamp) -> Result<Spend>;

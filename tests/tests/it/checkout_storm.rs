@@ -76,6 +76,8 @@ async fn every_issue_is_claimed_exactly_once_over_http() {
         let _ = stopped.await;
     }));
 
+    // reqwest is built without a crypto provider of its own (ring is the one in the tree).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let issue_keys = Arc::new(issue_keys);
     let mut tasks = tokio::task::JoinSet::new();

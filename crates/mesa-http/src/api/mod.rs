@@ -6,13 +6,16 @@ mod archetypes;
 mod blocks;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 mod inbox;
 mod issues;
+mod issues_extra;
 mod keys;
 mod labels;
 mod learning;
 mod ops;
+pub mod rights;
 mod usage;
 mod wiki;
 
@@ -50,10 +53,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The API routes (nested under `/api/v1`) and `/api/openapi.json`.
-pub(crate) fn routes() -> Router<AppState> {
+/// The API routes (nested under `/api/v1`, behind the rights middleware) and
+/// `/api/openapi.json`.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let (v1, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", issues::routes())
+        // Merged, not nested apart: `/issues/{key}` has methods in both, and only a merge
+        // keeps every operation of a path in the OpenAPI document.
+        .nest("/api/v1", issues::routes().merge(issues_extra::routes()))
         .nest("/api/v1", blocks::routes())
         .nest("/api/v1", approvals::routes())
         .nest("/api/v1", archetypes::routes())
@@ -65,19 +71,22 @@ pub(crate) fn routes() -> Router<AppState> {
         .nest("/api/v1", wiki::routes())
         .nest("/api/v1", learning::routes())
         .nest("/api/v1", ops::routes())
+        .nest("/api/v1", events::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let json = std::sync::Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
-    v1.route(
-        "/api/openapi.json",
-        get(move || {
-            let json = std::sync::Arc::clone(&json);
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    json.as_ref().clone(),
-                )
-            }
-        }),
-    )
+    let guard = rights::Guard::new(state.mesa.clone());
+    v1.route_layer(axum::middleware::from_fn_with_state(guard, rights::enforce))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let json = std::sync::Arc::clone(&json);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        json.as_ref().clone(),
+                    )
+                }
+            }),
+        )
 }

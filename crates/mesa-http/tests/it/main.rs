@@ -2,6 +2,10 @@
 
 mod agents;
 mod blocks;
+mod events;
 mod issues;
+mod issues_extra;
 mod knowledge;
+mod metrics;
+mod rights;
 mod support;

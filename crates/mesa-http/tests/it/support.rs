@@ -51,6 +51,35 @@ impl TestApp {
         }
     }
 
+    /// A `startup` org with a board token whose time is `clock` (tests that need time to pass).
+    pub(crate) async fn with_clock(clock: mesa_core::FakeClock) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CoreConfig::new(
+            dir.path(),
+            WorkingDir::parse(&dir.path().to_string_lossy()).unwrap(),
+        );
+        let mesa = Mesa::builder()
+            .sqlite(dir.path().join("mesa.db"))
+            .config(config)
+            .clock(std::sync::Arc::new(clock))
+            .build()
+            .await
+            .unwrap();
+        mesa.bootstrap_if_empty().await.unwrap();
+        let board = mesa
+            .create_board_token(&Actor::board("setup"), Name::parse("test").unwrap(), None)
+            .await
+            .unwrap()
+            .raw;
+        let router = mesa_http::router(mesa_http::AppState::new(mesa.clone()));
+        TestApp {
+            mesa,
+            router,
+            board,
+            _dir: dir,
+        }
+    }
+
     /// An agent key for `slug`.
     pub(crate) async fn agent_key(&self, slug: &str) -> String {
         self.mesa
