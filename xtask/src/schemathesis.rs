@@ -86,6 +86,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
                 .args(["-H", &format!("Authorization: Bearer {token}")])
                 .args(["--checks", "not_a_server_error,response_schema_conformance"])
                 .args(["--max-examples", "25", "--workers", "2", "--seed", SEED])
+                // The SSE stream never ends, so every generated case would wait for a timeout;
+                // its behaviour is covered by crates/mesa-http/tests/it/events.rs instead.
+                .args(["--exclude-path", "/api/v1/events"])
                 .current_dir(&dir)
                 .status()
                 .context("could not run schemathesis");
