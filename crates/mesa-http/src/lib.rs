@@ -4,9 +4,9 @@
 //! it reaches storage only through the [`Mesa`] handle, so switching the database is a
 //! configuration change, not a change here.
 //!
-//! Today it serves the operational endpoints: `GET /healthz` (the process is up) and
-//! `GET /readyz` (the database answers and every migration is applied). The REST API and the
-//! dashboard are added as modules beside [`health`].
+//! It serves the operational endpoints (`GET /healthz`, `GET /readyz`, `GET /metrics`), the
+//! JSON API under `/api/v1` with its OpenAPI document at `/api/openapi.json` ([`api`]), and the
+//! SSE stream of committed changes at `/api/v1/events`. The dashboard is added beside them.
 
 use std::future::Future;
 use std::sync::Arc;
