@@ -8,8 +8,10 @@
 //! 1. each caller queues its record and waits for the leader lock;
 //! 2. whoever gets the lock takes everything queued and runs it as one batch, in a task of its
 //!    own so that a caller dropping its future cannot abandon the others mid-commit;
-//! 3. callers whose records were taken by an earlier leader find the queue empty and read their
-//!    result, sent only after the batch committed.
+//! 3. callers whose records were taken by an earlier leader stop waiting for the lock as soon as
+//!    their result arrives (sent only after the batch committed); were they to queue for the lock
+//!    in turn, each would run a batch of whatever few records arrived meanwhile, and batches
+//!    would shrink to one.
 //!
 //! Inside a batch, plain issues (no parent, work block or labels) share a few multi-row
 //! statements: one duplicate-title query, one key allocation, one insert, one audit append.
@@ -51,28 +53,35 @@ pub(crate) async fn create_issue(store: &SqliteStore, new: NewIssueRecord) -> Re
         .lock()
         .expect("the queue lock is never poisoned")
         .push((new, reply));
-    {
-        let _leader = store.creates.leader.lock().await;
-        loop {
-            let batch: Vec<_> = {
-                let mut pending = store.creates.pending.lock().expect("never poisoned");
-                let n = pending.len().min(MAX_BATCH);
-                pending.drain(..n).collect()
-            };
-            if batch.is_empty() {
-                break;
+    let mut answer = answer;
+    tokio::select! {
+        biased;
+        // An earlier leader already committed this record: no need to queue for the lock.
+        done = &mut answer => return done.map_err(|_| interrupted())?,
+        _leader = store.creates.leader.lock() => {
+            loop {
+                let batch: Vec<_> = {
+                    let mut pending = store.creates.pending.lock().expect("never poisoned");
+                    let n = pending.len().min(MAX_BATCH);
+                    pending.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let runner = store.clone();
+                // A panic or cancellation of the batch task drops the replies, which answers
+                // every waiting caller with an error below; nothing half-written commits.
+                let _ = tokio::spawn(async move { run_batch(&runner, batch).await }).await;
             }
-            let runner = store.clone();
-            // A panic or cancellation of the batch task drops the replies, which answers
-            // every waiting caller with an error below; nothing half-written commits.
-            let _ = tokio::spawn(async move { run_batch(&runner, batch).await }).await;
         }
     }
-    answer.await.map_err(|_| {
-        StoreError::backend(std::io::Error::other(
-            "the issue creation batch was interrupted",
-        ))
-    })?
+    answer.await.map_err(|_| interrupted())?
+}
+
+fn interrupted() -> StoreError {
+    StoreError::backend(std::io::Error::other(
+        "the issue creation batch was interrupted",
+    ))
 }
 
 async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
