@@ -1,5 +1,10 @@
-//! `cargo xtask bench`: builds release binaries, runs `mesa-bench`, and writes the results into
-//! `docs/benchmarks.md` between markers, with the command and the machine it ran on.
+//! `cargo xtask bench [api]`: builds release binaries, runs a benchmark binary of `mesa-tests`,
+//! and writes its table into `docs/benchmarks.md` between the suite's markers, with the command
+//! and the machine it ran on.
+//!
+//! - `foundation` (the default): `mesa-bench`: issue creation, cold start, idle memory.
+//! - `api`: `mesa-api-bench`: the REST API under load from a second process (`wrk`), with a
+//!   million issues and a thousand agents.
 //!
 //! Benchmarks are never timed tests: they run here, on demand, and their figures are recorded.
 
@@ -8,28 +13,63 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const BEGIN: &str = "<!-- bench:foundation:begin -->";
-const END: &str = "<!-- bench:foundation:end -->";
+/// Which benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suite {
+    /// Creation, cold start and memory (`mesa-bench`).
+    Foundation,
+    /// The REST API under load (`mesa-api-bench`).
+    Api,
+}
 
 /// Options of `bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Options {
-    /// Issues seeded before the cold starts.
+    /// Which benchmarks.
+    pub(crate) suite: Suite,
+    /// Issues seeded.
     pub(crate) issues: usize,
-    /// Cold starts measured.
+    /// Cold starts measured (foundation).
     pub(crate) starts: usize,
+    /// Agents seeded (api).
+    pub(crate) agents: usize,
+    /// Seconds per load phase (api).
+    pub(crate) seconds: usize,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            issues: 100_000,
-            starts: 11,
+impl Options {
+    /// The defaults of a suite.
+    pub(crate) fn of(suite: Suite) -> Self {
+        match suite {
+            Suite::Foundation => Options {
+                suite,
+                issues: 100_000,
+                starts: 11,
+                agents: 0,
+                seconds: 0,
+            },
+            Suite::Api => Options {
+                suite,
+                issues: 1_000_000,
+                starts: 0,
+                agents: 1_000,
+                seconds: 10,
+            },
         }
     }
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Self::of(Suite::Foundation)
+    }
+}
+
 pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
+    let (binary, marker, heading) = match options.suite {
+        Suite::Foundation => ("mesa-bench", "foundation", "Foundation"),
+        Suite::Api => ("mesa-api-bench", "api", "REST API"),
+    };
     println!("bench: building release binaries");
     let status = Command::new("cargo")
         .current_dir(root)
@@ -42,64 +82,114 @@ pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
             "-p",
             "mesa-tests",
         ])
-        .args(["--bin", "mesa", "--bin", "mesa-bench"])
+        .args(["--bin", "mesa", "--bin", binary])
         .status()
         .context("cargo build")?;
     if !status.success() {
         bail!("release build failed");
     }
     let target = root.join("target").join("release");
-    let command = format!(
-        "cargo xtask bench --issues {} --starts {}",
-        options.issues, options.starts
-    );
-    println!(
-        "bench: running mesa-bench with {} issues ({command})",
-        options.issues
-    );
-    let output = Command::new(target.join("mesa-bench"))
+    let (command, args) = match options.suite {
+        Suite::Foundation => (
+            format!(
+                "cargo xtask bench --issues {} --starts {}",
+                options.issues, options.starts
+            ),
+            vec![
+                "--issues".to_owned(),
+                options.issues.to_string(),
+                "--starts".to_owned(),
+                options.starts.to_string(),
+            ],
+        ),
+        Suite::Api => (
+            format!(
+                "cargo xtask bench api --issues {} --agents {} --seconds {}",
+                options.issues, options.agents, options.seconds
+            ),
+            vec![
+                "--issues".to_owned(),
+                options.issues.to_string(),
+                "--agents".to_owned(),
+                options.agents.to_string(),
+                "--seconds".to_owned(),
+                options.seconds.to_string(),
+                "--cache".to_owned(),
+                root.join("target").join("bench").display().to_string(),
+            ],
+        ),
+    };
+    println!("bench: running {binary} ({command})");
+    let output = Command::new(target.join(binary))
         .current_dir(root)
         .arg("--mesa")
         .arg(target.join("mesa"))
-        .args([
-            "--issues",
-            &options.issues.to_string(),
-            "--starts",
-            &options.starts.to_string(),
-        ])
+        .args(&args)
         .output()
-        .context("run mesa-bench")?;
+        .with_context(|| format!("run {binary}"))?;
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
-        bail!("mesa-bench failed");
+        bail!("{binary} failed");
     }
-    let table = String::from_utf8(output.stdout).context("mesa-bench output")?;
+    let table = String::from_utf8(output.stdout).context("benchmark output")?;
     print!("{table}");
 
-    let machine = format!(
-        "{} cores, {}",
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(
-                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
-                    .split(':')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned())
-            )
-            .unwrap_or_else(|| "unknown CPU".to_owned())
+    let section = format!(
+        "<!-- bench:{marker}:begin -->\nCommand: `{command}` (release build), on {}.\n\n{table}<!-- bench:{marker}:end -->",
+        machine()
     );
-    let section =
-        format!("{BEGIN}\nCommand: `{command}` (release build), on {machine}.\n\n{table}{END}");
     let path = root.join("docs").join("benchmarks.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (doc.find(BEGIN), doc.find(END)) {
-        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &doc[..a], &doc[b + END.len()..]),
-        _ => format!("{doc}\n## Foundation\n\n{section}\n"),
-    };
-    std::fs::write(&path, updated).with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(&path, replace_section(&doc, marker, heading, &section))
+        .with_context(|| format!("write {}", path.display()))?;
     println!("bench: results written to {}", path.display());
     Ok(())
+}
+
+/// `doc` with the section between the suite's markers replaced by `section` (which carries the
+/// markers), or with `## heading` and the section appended when the markers are missing.
+fn replace_section(doc: &str, marker: &str, heading: &str, section: &str) -> String {
+    let begin = format!("<!-- bench:{marker}:begin -->");
+    let end = format!("<!-- bench:{marker}:end -->");
+    match (doc.find(&begin), doc.find(&end)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{section}{}", &doc[..a], &doc[b + end.len()..])
+        }
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", doc.trim_end()),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!(
+        "{} cores, {cpu}",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    #[test]
+    fn sections_are_replaced_in_place_or_appended() {
+        let doc = "# B\n\nintro\n\n<!-- bench:api:begin -->\nold\n<!-- bench:api:end -->\n\ntail\n";
+        let new = "<!-- bench:api:begin -->\nnew\n<!-- bench:api:end -->";
+        assert_eq!(
+            replace_section(doc, "api", "REST API", new),
+            "# B\n\nintro\n\n<!-- bench:api:begin -->\nnew\n<!-- bench:api:end -->\n\ntail\n"
+        );
+        let appended = replace_section("# B\n\nintro\n", "api", "REST API", new);
+        assert_eq!(
+            appended,
+            "# B\n\nintro\n\n## REST API\n\n<!-- bench:api:begin -->\nnew\n<!-- bench:api:end -->\n"
+        );
+    }
 }

@@ -38,6 +38,10 @@ Commands:
   bench [--issues N] [--starts N]
                     Build release binaries, run the foundation benchmarks and record the
                     figures in docs/benchmarks.md (defaults: 100000 issues, 11 starts).
+  bench api [--issues N] [--agents N] [--seconds S]
+                    The REST API under load from wrk (apt-get install wrk), recorded the same
+                    way (defaults: 1000000 issues, 1000 agents, 10 s per phase; the seeded
+                    database is kept under target/bench and reused).
   schemathesis      Run schemathesis against a fresh `mesa serve` (the last CI step).
   help              Print this message.";
 
@@ -75,7 +79,11 @@ impl Cmd {
                 Ok(Self::CheckLayers)
             }
             "bench" => {
-                let mut options = bench::Options::default();
+                let (suite, rest) = match rest.split_first() {
+                    Some((s, tail)) if s == "api" => (bench::Suite::Api, tail),
+                    _ => (bench::Suite::Foundation, rest),
+                };
+                let mut options = bench::Options::of(suite);
                 let mut it = rest.iter();
                 while let Some(arg) = it.next() {
                     let mut value = || -> anyhow::Result<usize> {
@@ -87,7 +95,13 @@ impl Cmd {
                     };
                     match arg.as_str() {
                         "--issues" => options.issues = value()?,
-                        "--starts" => options.starts = value()?.max(1),
+                        "--starts" if suite == bench::Suite::Foundation => {
+                            options.starts = value()?.max(1);
+                        }
+                        "--agents" if suite == bench::Suite::Api => options.agents = value()?,
+                        "--seconds" if suite == bench::Suite::Api => {
+                            options.seconds = value()?.max(1);
+                        }
                         other => bail!("unknown option for `bench`: {other}"),
                     }
                 }
@@ -168,9 +182,19 @@ mod tests {
             parse(&["bench", "--issues", "10", "--starts", "3"]).unwrap(),
             Cmd::Bench(super::bench::Options {
                 issues: 10,
-                starts: 3
+                starts: 3,
+                ..super::bench::Options::default()
             })
         );
+        assert_eq!(
+            parse(&["bench", "api", "--agents", "20", "--seconds", "2"]).unwrap(),
+            Cmd::Bench(super::bench::Options {
+                agents: 20,
+                seconds: 2,
+                ..super::bench::Options::of(super::bench::Suite::Api)
+            })
+        );
+        assert!(parse(&["bench", "api", "--starts", "3"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::ops::{DbLock, open_mesa};
 pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCode> {
     let _lock = DbLock::acquire(&config.db)?;
     let mesa = open_mesa(&config).await?;
+    let boot = mesa.start_boot().await?;
+    tracing::debug!(boot, "recorded this start");
     if let Some(token) = &config.board_token {
         mesa.ensure_env_board_token(&token.0)
             .await

@@ -158,6 +158,7 @@ impl Mesa {
         let mut approval_requests = Vec::new();
         let mut membership = Vec::new();
         let mut cancel_approvals = Vec::new();
+        let mut notes = Vec::new();
         for effect in &t.effects {
             match effect {
                 BlockEffect::SetActivatedAt(at) => next.activated_at = Some(*at),
@@ -171,7 +172,7 @@ impl Mesa {
                 BlockEffect::CancelPendingApprovals { kind } => cancel_approvals.push(*kind),
                 BlockEffect::AddIssue(key) => membership.push((key.clone(), Some(id))),
                 BlockEffect::RemoveIssue(key) => membership.push((key.clone(), None)),
-                BlockEffect::NotifyBoard { .. } => {}
+                BlockEffect::NotifyBoard { message } => notes.push(message.clone()),
             }
         }
         let activity = self.activity(
@@ -231,6 +232,9 @@ impl Mesa {
                 payload: serde_json::json!({}),
             };
             approval = Some(self.request_approval(&requester, new).await?);
+        }
+        for message in notes {
+            self.notify_board(message, None);
         }
         Ok(BlockOutcome { block, approval })
     }
@@ -485,6 +489,11 @@ impl Mesa {
             .create_approval(Created::new(approval, vec![activity]))
             .await?;
         self.publish([DomainEvent::ApprovalCreated(Box::new(approval.clone()))]);
+        for effect in &req.effects {
+            if let ApprovalEffect::NotifyBoard { message } = effect {
+                self.notify_board(message.clone(), None);
+            }
+        }
         Ok(approval)
     }
 
@@ -623,6 +632,8 @@ impl Mesa {
             return Err(err);
         }
         self.publish([DomainEvent::ApprovalResolved(Box::new(written.clone()))]);
+        // After the commit: wake the requester, tell the board (`wakes.rs`).
+        self.carry_out_approval_effects(actor, &t.effects).await;
         Ok(written)
     }
 

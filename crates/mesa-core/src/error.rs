@@ -53,6 +53,15 @@ pub enum CoreError {
     /// A state conflict detected by the core itself.
     #[error("{0}")]
     Conflict(String),
+    /// A state conflict with its own stable error code (`no_auditor`, `run_finished`,
+    /// `agent_inactive`, ...), so clients can tell it from other conflicts.
+    #[error("{message}")]
+    Refused {
+        /// The snake_case code.
+        code: &'static str,
+        /// A human sentence saying what to do instead.
+        message: String,
+    },
     /// The embedded data (archetypes, templates) is broken: a build defect.
     #[error("embedded data is invalid: {0}")]
     Embedded(String),
@@ -73,7 +82,7 @@ impl CoreError {
         match self {
             CoreError::Invalid(_) | CoreError::UnknownReference { .. } => ErrorKind::Invalid,
             CoreError::Forbidden(_) => ErrorKind::Forbidden,
-            CoreError::Conflict(_) => ErrorKind::Conflict,
+            CoreError::Conflict(_) | CoreError::Refused { .. } => ErrorKind::Conflict,
             CoreError::Embedded(_) => ErrorKind::Internal,
             CoreError::Io { .. } => ErrorKind::Unavailable,
             CoreError::Workflow(e) => match e.code() {
@@ -113,6 +122,21 @@ impl CoreError {
         match self {
             CoreError::Store(StoreError::DuplicateTitle { existing_key }) => Some(existing_key),
             _ => None,
+        }
+    }
+
+    /// The stable code of a [`CoreError::Refused`] conflict.
+    pub fn refusal_code(&self) -> Option<&'static str> {
+        match self {
+            CoreError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        CoreError::Refused {
+            code,
+            message: message.into(),
         }
     }
 

@@ -9,14 +9,13 @@ use mesa_domain::entity::{
     ApexBlock, Approval, Approver, ArchetypePatch, NorthStarValue, Subject, WorkBlock,
 };
 use mesa_domain::{
-    Actor, AgentId, ApexBlockId, ApexStatus, ApprovalDecision, ApprovalKind, ApprovalStatus,
+    Actor, ApexBlockId, ApexStatus, ApprovalDecision, ApprovalKind, ApprovalStatus,
     ArchetypePatchId, DomainEvent, IssueKey, IssueStatus, Markdown, MicroUsd, PatchStatus, Slug,
     Title, Version, WorkBlockId,
 };
 use mesa_store::{
-    ActivityFilter, Created, IssueFilter, Page, PageRequest, RunFilter, StoreError, Versioned,
+    Created, InboxOwner, IssueFilter, Page, PageRequest, RunFilter, StoreError, Versioned,
 };
-use mesa_workflow::review_chain::{Org, Reviewer, resolve_reviewer};
 
 use crate::blocks::NewApproval;
 use crate::error::{CoreError, Result};
@@ -445,58 +444,28 @@ impl Mesa {
 
     /// The caller's actionable issues (SPEC §9.3 `GET /inbox`), priority first, then the most
     /// recently updated. For an agent: the non-terminal issues assigned to it, plus the issues
-    /// in review whose resolved reviewer (§4.1, skipping the assignee and the submitter) it is.
-    /// For the board: the issues in `board_review`. The cursor is an offset into the list.
+    /// in review whose reviewer (§4.1, resolved when they were submitted and again whenever the
+    /// org chart changes) it is. For the board: the issues in `board_review`.
     pub async fn inbox(&self, actor: &Actor, page: &PageRequest) -> Result<IssueList> {
-        let mut items = Vec::new();
-        if let Some(me) = actor.agent_id() {
-            let open: Vec<IssueStatus> = IssueStatus::ALL
-                .iter()
-                .copied()
-                .filter(|s| !s.is_terminal())
-                .collect();
-            let mine = IssueFilter {
-                statuses: open,
-                assignee: Some(me),
-                ..IssueFilter::default()
-            };
-            items.extend(self.all_issues(&mine).await?);
-            let in_review = IssueFilter {
-                statuses: vec![IssueStatus::InReview],
-                ..IssueFilter::default()
-            };
-            let agents = self.roster().await?;
-            let org = Org::from_agents(agents.iter());
-            for v in self.all_issues(&in_review).await? {
-                let Some(assignee) = v.issue.assignee_id else {
-                    continue;
-                };
-                if assignee == me {
-                    continue;
-                }
-                let submitter = self.submitter(&v.issue.key, &agents).await?;
-                let exclude: Vec<AgentId> = std::iter::once(assignee).chain(submitter).collect();
-                if resolve_reviewer(&org, assignee, &exclude) == Reviewer::Agent(me) {
-                    items.push(v);
-                }
+        let owner = match actor.agent_id() {
+            Some(me) => InboxOwner::Agent(me),
+            None if actor.is_board() => InboxOwner::Board,
+            None => {
+                return Ok(IssueList {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
             }
-        } else if actor.is_board() {
-            let filter = IssueFilter {
-                statuses: vec![IssueStatus::BoardReview],
-                ..IssueFilter::default()
-            };
-            items.extend(self.all_issues(&filter).await?);
+        };
+        let Page { items, next_cursor } = self.inner.store.inbox(owner, page).await?;
+        let mut views = Vec::with_capacity(items.len());
+        for issue in items {
+            views.push(self.view(issue).await?);
         }
-        items.sort_by(|a, b| {
-            b.issue
-                .priority
-                .get()
-                .cmp(&a.issue.priority.get())
-                .then(b.issue.updated_at.cmp(&a.issue.updated_at))
-                .then(b.issue.key.as_str().cmp(a.issue.key.as_str()))
-        });
-        let Page { items, next_cursor } = offset_page(items, page)?;
-        Ok(IssueList { items, next_cursor })
+        Ok(IssueList {
+            items: views,
+            next_cursor,
+        })
     }
 
     /// The alignment figures of SPEC §3.2 (see [`Strategy`] for the empty cases).
@@ -600,29 +569,6 @@ impl Mesa {
                 None => return Ok(out),
             }
         }
-    }
-
-    /// The agent that last submitted `key` for review, from its audit log.
-    async fn submitter(
-        &self,
-        key: &IssueKey,
-        agents: &[mesa_domain::entity::Agent],
-    ) -> Result<Option<AgentId>> {
-        let filter = ActivityFilter {
-            entity: Some(("issue".into(), key.to_string())),
-            actor: None,
-        };
-        let rows = self
-            .inner
-            .store
-            .list_activity(&filter, &PageRequest::new(Some(100), None))
-            .await?
-            .items;
-        Ok(rows
-            .iter()
-            .find(|r| r.action == "issue.submit")
-            .and_then(|row| agents.iter().find(|a| a.slug.as_str() == row.actor))
-            .map(|a| a.id))
     }
 
     async fn actor_is_ceo(&self, actor: &Actor) -> Result<bool> {

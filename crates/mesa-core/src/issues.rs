@@ -7,11 +7,11 @@ use mesa_domain::{
     Priority, Slug, Stages, Title, ValidationError, Version, WorkBlockId,
 };
 use mesa_store::{
-    ActivityFilter, CheckoutRequest, IssueFilter, IssueWrite, NewComment, NewIssueRecord, Page,
-    PageRequest, RunFilter, StoreError,
+    CheckoutRequest, IssueFilter, IssueWrite, NewComment, NewIssueRecord, Page, PageRequest,
+    RunFilter, StoreError,
 };
 use mesa_workflow::issue::{self as flow, ActorContext, IssueCommand, IssueEffect, IssueSnapshot};
-use mesa_workflow::review_chain::{Org, resolve_reviewer, reviewer_chain};
+use mesa_workflow::review_chain::{Org, Reviewer, resolve_reviewer, reviewer_chain};
 use mesa_workflow::stage_comment;
 
 use crate::error::{CoreError, Result};
@@ -187,6 +187,8 @@ impl Mesa {
             other => other.into(),
         })?;
         self.publish([DomainEvent::IssueCreated(Box::new(issue.clone()))]);
+        self.carry_out_issue_effects(actor, &issue, &transition.effects)
+            .await;
         self.view(issue).await
     }
 
@@ -250,7 +252,7 @@ impl Mesa {
         Ok(self.inner.store.comments(key, page).await?)
     }
 
-    async fn view(&self, issue: Issue) -> Result<IssueView> {
+    pub(crate) async fn view(&self, issue: Issue) -> Result<IssueView> {
         let assignee_slug = match issue.assignee_id {
             Some(id) => match self.roster().await?.iter().find(|a| a.id == id) {
                 Some(a) => Some(a.slug.clone()),
@@ -308,6 +310,7 @@ impl Mesa {
                 .add_comment(comment, vec![activity])
                 .await?;
             self.publish([DomainEvent::CommentCreated(Box::new(stored.clone()))]);
+            self.wake_on_comment(actor, &issue).await;
             return Ok(stored);
         };
         let system = self.new_comment(
@@ -343,6 +346,7 @@ impl Mesa {
                 from: None,
             },
         ]);
+        self.wake_on_comment(actor, &issue).await;
         Ok(stored)
     }
 
@@ -380,7 +384,10 @@ impl Mesa {
             ));
         };
         let issue = self.inner.store.issue(key).await?;
-        let (snapshot, ctx) = self.context(actor, &issue).await?;
+        // A checkout is decided by the issue's status and holder alone (the workflow's
+        // `checkout`), so it skips the children, comments and org chart other commands read.
+        let snapshot = IssueSnapshot::from_issue(&issue);
+        let ctx = ActorContext::new(actor.clone());
         let transition = flow::decide(
             &snapshot,
             IssueCommand::Checkout {
@@ -437,10 +444,14 @@ impl Mesa {
         check_version(&issue, expected)?;
         let (snapshot, ctx) = self.context(actor, &issue).await?;
         let now = self.now();
+        let is_submit = matches!(command, IssueCommand::Submit { .. });
         let transition = flow::decide(&snapshot, command, &ctx, now)?;
         let mut next = issue.clone();
         let mut comments = Vec::new();
         self.apply_effects(actor, &mut next, &transition.effects, &mut comments);
+        if is_submit {
+            next.submitted_by = actor.agent_id();
+        }
         if transition.changes_status() {
             next.status = transition.to;
             next.status_changed_at = now;
@@ -454,8 +465,13 @@ impl Mesa {
             transition.activity.summary.clone(),
             serde_json::json!({ "from": issue.status, "to": transition.to }),
         );
-        self.write_issue(issue, next, comments, vec![activity])
-            .await
+        let view = self
+            .write_issue(issue, next, comments, vec![activity])
+            .await?;
+        // After the commit: wake-ups, board notifications, queue clean-up (`wakes.rs`).
+        self.carry_out_issue_effects(actor, &view.issue, &transition.effects)
+            .await;
+        Ok(view)
     }
 
     /// `PATCH /issues/{key}`: field changes, and a status change through its §2 command.
@@ -531,8 +547,10 @@ impl Mesa {
                 serde_json::json!({}),
             );
             let view = self
-                .write_issue(issue, next, comments, vec![activity])
+                .write_issue(issue.clone(), next, comments, vec![activity])
                 .await?;
+            self.wake_on_assignment(actor, issue.assignee_id, &view.issue)
+                .await;
             issue = view.issue;
         } else if patch.status.is_none()
             && let Some(c) = patch.comment.as_deref()
@@ -598,6 +616,8 @@ impl Mesa {
         comments: Vec<NewComment>,
         activity: Vec<mesa_domain::entity::NewActivity>,
     ) -> Result<IssueView> {
+        let mut next = next;
+        next.reviewer_id = self.reviewer_of(&next).await?;
         let from = (before.status != next.status).then_some(before.status);
         let written = self
             .inner
@@ -656,8 +676,8 @@ impl Mesa {
                     };
                     comments.push(self.new_comment(&author, &issue.key, *kind, body.clone()));
                 }
-                // Wake-ups, board notifications and queue clean-up belong to the scheduler and
-                // the integrations, which do not exist yet; they are not carried out here.
+                // Wake-ups, board notifications and queue clean-up happen after the write has
+                // committed: `Mesa::carry_out_issue_effects` (`wakes.rs`).
                 IssueEffect::BindRun
                 | IssueEffect::Wake { .. }
                 | IssueEffect::NotifyBoard { .. }
@@ -704,26 +724,12 @@ impl Mesa {
             .agent_id()
             .is_some_and(|id| agents.iter().any(|a| a.id == id && a.is_ceo()));
         ctx.creator = AgentId::parse(&issue.created_by).ok();
-        // The submitter may never review, even if the issue was reassigned during review: it
-        // is the actor of the latest `issue.submit` row of the issue's audit log.
+        // The submitter may never review, even if the issue was reassigned during review.
         if matches!(
             issue.status,
             IssueStatus::InReview | IssueStatus::BoardReview
         ) {
-            let filter = ActivityFilter {
-                entity: Some(("issue".into(), issue.key.to_string())),
-                actor: None,
-            };
-            let rows = store
-                .list_activity(&filter, &PageRequest::new(Some(100), None))
-                .await?
-                .items;
-            if let Some(row) = rows.iter().find(|r| r.action == "issue.submit") {
-                snapshot.submitted_by = agents
-                    .iter()
-                    .find(|a| a.slug.as_str() == row.actor)
-                    .map(|a| a.id);
-            }
+            snapshot.submitted_by = issue.submitted_by;
         }
         if let Some(assignee) = issue.assignee_id {
             let exclude: Vec<AgentId> = std::iter::once(assignee)
@@ -733,6 +739,58 @@ impl Mesa {
             ctx.reviewer_chain = reviewer_chain(&org, assignee);
         }
         Ok((snapshot, ctx))
+    }
+}
+
+impl Mesa {
+    /// The agent that reviews `issue` (SPEC §4.1): while it is `in_review`, the first of its
+    /// assignee's review chain that is neither the assignee nor the submitter; `None` in any
+    /// other status (and when the chain ends at the board).
+    pub(crate) async fn reviewer_of(&self, issue: &Issue) -> Result<Option<AgentId>> {
+        let (IssueStatus::InReview, Some(assignee)) = (issue.status, issue.assignee_id) else {
+            return Ok(None);
+        };
+        let agents = self.roster().await?;
+        let org = Org::from_agents(agents.iter());
+        let exclude: Vec<AgentId> = std::iter::once(assignee)
+            .chain(issue.submitted_by)
+            .collect();
+        Ok(match resolve_reviewer(&org, assignee, &exclude) {
+            Reviewer::Agent(a) => Some(a),
+            Reviewer::Board => None,
+        })
+    }
+
+    /// Resolves again the reviewer of every issue under review, after the org chart changed
+    /// (or, at start-up, for issues that have none yet).
+    pub(crate) async fn refresh_reviewers(&self, only_missing: bool) -> Result<()> {
+        let filter = IssueFilter {
+            statuses: vec![IssueStatus::InReview],
+            ..IssueFilter::default()
+        };
+        let mut routes = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_issues(&filter, &PageRequest::new(Some(500), cursor))
+                .await?;
+            for issue in page.items {
+                if only_missing && issue.reviewer_id.is_some() {
+                    continue;
+                }
+                let reviewer = self.reviewer_of(&issue).await?;
+                if reviewer != issue.reviewer_id {
+                    routes.push((issue.id, reviewer));
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(self.inner.store.set_reviewers(&routes).await?)
     }
 }
 

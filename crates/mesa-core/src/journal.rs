@@ -24,7 +24,8 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 /// One journaled event.
 #[derive(Debug)]
 pub struct JournalEntry {
-    /// Its id: 1, 2, 3... within this process.
+    /// Its id: consecutive within this process, starting after the boot's base (see
+    /// [`EventJournal::start_boot`]), so ids keep growing across restarts.
     pub id: u64,
     /// The event.
     pub event: Arc<DomainEvent>,
@@ -112,6 +113,19 @@ impl EventJournal {
         let _ = self.sender.send(entry);
     }
 
+    /// Starts the ids of this process after `boot << 32` (a boot number that grows with every
+    /// start of the server), so that an id from before a restart is always older than every
+    /// id of this process, and a client presenting one is told to resync instead of being sent
+    /// unrelated events. Ids stay below 2^53 for two million boots, so JavaScript clients read
+    /// them exactly. Only the first events' ids move: call it before publishing.
+    pub fn start_boot(&self, boot: u64) {
+        let mut ring = self.ring();
+        let base = boot.min((1 << 21) - 1) << 32;
+        if ring.last_id < base {
+            ring.last_id = base;
+        }
+    }
+
     /// The id of the newest event (0 before the first).
     pub fn last_id(&self) -> u64 {
         self.ring().last_id
@@ -192,6 +206,34 @@ mod tests {
             j.subscribe(Some(99)).replay,
             Replay::Resync { last_id: 7 }
         ));
+    }
+
+    #[test]
+    fn a_restart_never_reuses_ids() {
+        // Boot 1 published 40 events; boot 2 starts above every id boot 1 could have given.
+        let before = EventJournal::with_capacity(100, 16);
+        before.start_boot(1);
+        publish(&before, 40);
+        let seen = before.last_id();
+        assert_eq!(seen, (1 << 32) + 40);
+
+        let after = EventJournal::with_capacity(100, 16);
+        after.start_boot(2);
+        assert!(
+            matches!(after.subscribe(Some(seen)).replay, Replay::Resync { last_id } if last_id == 2 << 32),
+            "an id of the previous boot asks for a resync, before any event"
+        );
+        publish(&after, 50);
+        assert!(after.last_id() > seen);
+        assert!(
+            matches!(after.subscribe(Some(seen)).replay, Replay::Resync { .. }),
+            "and after this boot's ids have passed its number"
+        );
+        assert_eq!(
+            ids(&after.subscribe(Some((2 << 32) + 48)).replay),
+            vec![(2 << 32) + 49, (2 << 32) + 50]
+        );
+        assert!(after.last_id() < 1 << 53, "ids stay exact in JavaScript");
     }
 
     #[test]

@@ -48,8 +48,10 @@ mod knowledge;
 mod learning;
 mod mesa;
 mod run_stats;
+mod runs;
 mod settings;
 mod similar;
+mod wakes;
 
 pub mod catalog;
 
@@ -69,8 +71,10 @@ pub use journal::{
 };
 pub use learning::{CronPatch, NewCron, NewSkill, SCHEDULER_PAUSED, parse_schedule, parse_tags};
 pub use mesa::{Mesa, MesaBuilder};
+pub use runs::{RUN_LOG_CAP, RunCancel, RunLogFollow};
 pub use settings::{FEATURE_FLAGS, Settings};
 pub use similar::{DELETED_REASON, MAX_SIMILAR, SIMILARITY_THRESHOLD, SimilarIssue};
+pub use wakes::COMMENT_DEBOUNCE;
 
 /// Re-exports of the layers below, so embedders need only this crate.
 pub use mesa_domain as domain;

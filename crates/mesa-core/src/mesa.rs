@@ -32,6 +32,9 @@ pub(crate) struct Inner {
     pub(crate) roster: RwLock<Option<Arc<Vec<mesa_domain::entity::Agent>>>>,
     /// Bumped by every agent write, so a load that raced a write is not cached.
     pub(crate) roster_generation: std::sync::atomic::AtomicU64,
+    /// Held while run output is appended and published, and while a log follower subscribes
+    /// and reads the stored log, so a follower sees every chunk exactly once (`runs.rs`).
+    pub(crate) run_log: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Mesa {
@@ -214,7 +217,7 @@ impl MesaBuilder {
             ),
         };
         let settings = Settings::load(store.as_ref()).await?;
-        Ok(Mesa {
+        let mesa = Mesa {
             inner: Arc::new(Inner {
                 store,
                 events: EventBus::new(),
@@ -223,12 +226,25 @@ impl MesaBuilder {
                 settings: RwLock::new(settings),
                 roster: RwLock::new(None),
                 roster_generation: std::sync::atomic::AtomicU64::new(0),
+                run_log: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        // Issues submitted before reviewers were stored on them (or while the chart had none).
+        mesa.refresh_reviewers(true).await?;
+        Ok(mesa)
     }
 }
 
 impl Mesa {
+    /// Records this start of the server and returns its boot number. Live-event ids of this
+    /// process start above every id a previous boot gave (SPEC §9.4 `Last-Event-ID`). The
+    /// server calls it once, before anything is published.
+    pub async fn start_boot(&self) -> Result<u64> {
+        let boot = self.inner.store.record_boot(self.now()).await?;
+        self.inner.events.journal().start_boot(boot);
+        Ok(boot)
+    }
+
     /// Closes the store's connections (checkpointing the SQLite WAL). Call once at shutdown.
     pub async fn close(&self) {
         self.inner.store.close().await;
@@ -253,11 +269,16 @@ impl Mesa {
         Ok(roster)
     }
 
-    /// Drops the cached roster after an agent write.
+    /// Drops the cached roster after an agent write, and routes the issues under review
+    /// through the changed org chart. The agent write has committed by then, so a failure to
+    /// re-route is logged, not returned; the next agent write or start-up tries again.
     pub(crate) async fn forget_roster(&self) {
         self.inner
             .roster_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *self.inner.roster.write().await = None;
+        if let Err(err) = self.refresh_reviewers(false).await {
+            tracing::warn!(error = %err, "could not re-route the issues under review");
+        }
     }
 }

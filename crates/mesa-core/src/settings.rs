@@ -143,6 +143,11 @@ impl Mesa {
         self.inner.settings.read().await.clone()
     }
 
+    /// One setting's current value, without copying the others (for per-request reads).
+    pub async fn setting_value(&self, key: &str) -> Option<String> {
+        self.inner.settings.read().await.get(key).map(str::to_owned)
+    }
+
     /// Sets several settings at once (board only), validated, in one transaction.
     pub async fn put_settings(
         &self,

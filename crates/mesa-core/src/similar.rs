@@ -163,6 +163,7 @@ impl Mesa {
         let mut next = issue.clone();
         let mut comments = Vec::new();
         let mut activity = Vec::new();
+        let mut effects = Vec::new();
         if !issue.status.is_terminal() {
             let (snapshot, ctx) = self.context(actor, &issue).await?;
             let transition = flow::decide(
@@ -175,6 +176,7 @@ impl Mesa {
                 now,
             )?;
             self.apply_effects(actor, &mut next, &transition.effects, &mut comments);
+            effects = transition.effects.clone();
             if transition.changes_status() {
                 next.status = transition.to;
                 next.status_changed_at = now;
@@ -198,8 +200,10 @@ impl Mesa {
             format!("deleted issue {key} \"{}\"", issue.title),
             serde_json::json!({ "status": next.status }),
         ));
-        self.write_issue(issue, next, comments, activity).await?;
+        let view = self.write_issue(issue, next, comments, activity).await?;
         self.publish([DomainEvent::IssueDeleted { key: key.clone() }]);
+        self.carry_out_issue_effects(actor, &view.issue, &effects)
+            .await;
         Ok(())
     }
 }

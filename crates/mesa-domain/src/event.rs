@@ -57,6 +57,17 @@ pub enum DomainEvent {
     SchedulerResumed,
     /// A row was appended to the audit log.
     Activity(Box<ActivityEvent>),
+    /// Something needs the board's attention (SSE, Telegram, Discord): an issue awaits the
+    /// board's review, an escalation, a guard that tripped.
+    BoardNotification {
+        /// One human line.
+        message: String,
+        /// The issue it is about, if any.
+        issue_key: Option<IssueKey>,
+    },
+    /// The board asked to cancel a running run; the scheduler stops its process and finishes
+    /// it as `cancelled`. (Queued runs are cancelled at once and publish `RunFinished`.)
+    RunCancelRequested(Box<Run>),
 }
 
 impl DomainEvent {
@@ -79,6 +90,8 @@ impl DomainEvent {
             DomainEvent::SchedulerPaused => "scheduler_paused",
             DomainEvent::SchedulerResumed => "scheduler_resumed",
             DomainEvent::Activity(_) => "activity",
+            DomainEvent::BoardNotification { .. } => "board_notification",
+            DomainEvent::RunCancelRequested(_) => "run_cancel_requested",
         }
     }
 }

@@ -1,17 +1,4 @@
-//! Issue creation with group commit.
-//!
-//! Every statement through sqlx costs a round trip to the connection's worker thread (about
-//! 50–80 µs on a 2-core machine), and every commit an fsync. Creating issues one transaction
-//! each would cap creation far below what concurrent clients ask for. So concurrent
-//! `create_issue` calls are gathered into one write transaction:
-//!
-//! 1. each caller queues its record and waits for the leader lock;
-//! 2. whoever gets the lock takes everything queued and runs it as one batch, in a task of its
-//!    own so that a caller dropping its future cannot abandon the others mid-commit;
-//! 3. callers whose records were taken by an earlier leader stop waiting for the lock as soon as
-//!    their result arrives (sent only after the batch committed); were they to queue for the lock
-//!    in turn, each would run a batch of whatever few records arrived meanwhile, and batches
-//!    would shrink to one.
+//! Issue creation with group commit (see [`crate::group`]).
 //!
 //! Inside a batch, plain issues (no parent, work block or labels) share a few multi-row
 //! statements: one duplicate-title query, one key allocation, one insert, one audit append.
@@ -20,68 +7,34 @@
 //! commit: an acknowledged issue is durable.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use mesa_domain::entity::Issue;
 use mesa_domain::{IssueKey, IssueStatus, Version};
 use mesa_store::{NewIssueRecord, Result, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-use tokio::sync::oneshot;
 
 use crate::SqliteStore;
 use crate::error::backend;
+use crate::group::{self, copy_err, fail_all};
 use crate::rows::{parse, to_json};
 
-type Reply = oneshot::Sender<Result<Issue>>;
+type Reply = group::Reply<Issue>;
 
-/// The most records one batch takes (keeps statements well under SQLite's variable limit).
-const MAX_BATCH: usize = 256;
-
-/// Pending creations and the leader lock.
-#[derive(Debug, Default)]
-pub(crate) struct CreateQueue {
-    pending: Mutex<Vec<(NewIssueRecord, Reply)>>,
-    leader: tokio::sync::Mutex<()>,
-}
+/// Pending creations.
+pub(crate) type CreateQueue = group::Group<(NewIssueRecord, Reply)>;
 
 /// Creates one issue, possibly committed together with concurrent ones.
 pub(crate) async fn create_issue(store: &SqliteStore, new: NewIssueRecord) -> Result<Issue> {
-    let (reply, answer) = oneshot::channel();
-    store
-        .creates
-        .pending
-        .lock()
-        .expect("the queue lock is never poisoned")
-        .push((new, reply));
-    let mut answer = answer;
-    tokio::select! {
-        biased;
-        // An earlier leader already committed this record: no need to queue for the lock.
-        done = &mut answer => return done.map_err(|_| interrupted())?,
-        _leader = store.creates.leader.lock() => {
-            loop {
-                let batch: Vec<_> = {
-                    let mut pending = store.creates.pending.lock().expect("never poisoned");
-                    let n = pending.len().min(MAX_BATCH);
-                    pending.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                let runner = store.clone();
-                // A panic or cancellation of the batch task drops the replies, which answers
-                // every waiting caller with an error below; nothing half-written commits.
-                let _ = tokio::spawn(async move { run_batch(&runner, batch).await }).await;
-            }
-        }
-    }
-    answer.await.map_err(|_| interrupted())?
-}
-
-fn interrupted() -> StoreError {
-    StoreError::backend(std::io::Error::other(
-        "the issue creation batch was interrupted",
-    ))
+    group::submit(
+        store,
+        &store.creates,
+        new,
+        "issue creation",
+        |store, batch| async move {
+            run_batch(&store, batch).await;
+        },
+    )
+    .await
 }
 
 async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
@@ -124,26 +77,6 @@ async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
             }
         }
     }
-}
-
-fn fail_all(batch: Vec<(NewIssueRecord, Reply)>, err: &StoreError) {
-    for (_, reply) in batch {
-        let _ = reply.send(Err(copy_err(err)));
-    }
-}
-
-/// A batch-wide failure reported to each caller.
-fn copy_err(err: &StoreError) -> StoreError {
-    StoreError::backend(std::io::Error::other(format!(
-        "{err}: {}",
-        source_text(err)
-    )))
-}
-
-fn source_text(err: &StoreError) -> String {
-    std::error::Error::source(err)
-        .map(ToString::to_string)
-        .unwrap_or_default()
 }
 
 async fn in_savepoint(tx: &mut SqliteConnection, record: NewIssueRecord) -> Result<Issue> {
@@ -325,6 +258,8 @@ async fn insert_plain(
             status: IssueStatus::Todo,
             priority: r.priority,
             assignee_id: r.assignee_id,
+            submitted_by: None,
+            reviewer_id: None,
             parent_key: None,
             work_block_id: None,
             labels: Vec::new(),

@@ -66,6 +66,10 @@ pub struct SqliteStore {
     pub(crate) reader: SqlitePool,
     /// Issue creations waiting for the next group commit ([`crate::create`]).
     pub(crate) creates: std::sync::Arc<crate::create::CreateQueue>,
+    /// Checkouts waiting for their group commit.
+    pub(crate) checkouts: std::sync::Arc<crate::checkout::CheckoutQueue>,
+    /// Wake-ups waiting for their group commit ([`crate::runs`]).
+    pub(crate) enqueues: std::sync::Arc<crate::runs::EnqueueQueue>,
     path: PathBuf,
 }
 
@@ -115,6 +119,8 @@ impl SqliteStore {
             writer,
             reader,
             creates: std::sync::Arc::default(),
+            checkouts: std::sync::Arc::default(),
+            enqueues: std::sync::Arc::default(),
             path: options.path,
         })
     }

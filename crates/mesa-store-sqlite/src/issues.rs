@@ -15,8 +15,8 @@ use mesa_domain::{
     Markdown, Name, Priority, Stage, Stages, Title, Version, WorkBlockId, WorkBlockStatus,
 };
 use mesa_store::{
-    CheckoutOutcome, CheckoutRequest, Created, IssueFilter, IssueStore, IssueWrite, LabelStore,
-    NewComment, NewIssueRecord, Page, PageRequest, Result, StoreError, Versioned,
+    CheckoutOutcome, CheckoutRequest, Created, InboxOwner, IssueFilter, IssueStore, IssueWrite,
+    LabelStore, NewComment, NewIssueRecord, Page, PageRequest, Result, StoreError, Versioned,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -33,7 +33,8 @@ macro_rules! issue_select {
     ($rest:literal) => {
         concat!(
             "SELECT issues.id, issues.key, issues.title, issues.description, issues.type, \
-             issues.status, issues.priority, issues.assignee_id, issues.parent_key, \
+             issues.status, issues.priority, issues.assignee_id, issues.submitted_by, \
+             issues.reviewer_id, issues.parent_key, \
              issues.work_block_id, issues.stages, issues.current_stage, issues.branch, \
              issues.started_at, issues.completed_at, issues.cancellation_reason, \
              issues.created_by, issues.run_count, issues.status_changed_at, issues.deleted, \
@@ -45,6 +46,7 @@ macro_rules! issue_select {
         )
     };
 }
+pub(crate) use issue_select;
 
 /// A stored issue.
 #[derive(Debug, sqlx::FromRow)]
@@ -58,6 +60,8 @@ pub(crate) struct IssueRow {
     status: String,
     priority: i64,
     assignee_id: Option<String>,
+    submitted_by: Option<String>,
+    reviewer_id: Option<String>,
     parent_key: Option<String>,
     work_block_id: Option<String>,
     stages: String,
@@ -77,6 +81,10 @@ pub(crate) struct IssueRow {
 }
 
 const ISSUE: &str = "issue";
+
+/// Inbox cursors pack priority and update time into one number: `priority * SPLIT + millis`
+/// (millisecond times stay below 10^14 until the year 5138).
+const INBOX_SORT_SPLIT: i64 = 100_000_000_000_000;
 
 /// A stored issue row to the domain entity.
 pub(crate) fn decode_issue(row: IssueRow) -> Result<Issue> {
@@ -101,6 +109,14 @@ pub(crate) fn decode_issue(row: IssueRow) -> Result<Issue> {
         priority: parse(ISSUE, Priority::new(row.priority))?,
         assignee_id: row
             .assignee_id
+            .map(|a| parse(ISSUE, AgentId::parse(&a)))
+            .transpose()?,
+        submitted_by: row
+            .submitted_by
+            .map(|a| parse(ISSUE, AgentId::parse(&a)))
+            .transpose()?,
+        reviewer_id: row
+            .reviewer_id
             .map(|a| parse(ISSUE, AgentId::parse(&a)))
             .transpose()?,
         parent_key: row
@@ -581,6 +597,79 @@ impl IssueStore for SqliteStore {
         rows.into_iter().map(decode_issue).collect()
     }
 
+    async fn inbox(&self, owner: InboxOwner, page: &PageRequest) -> Result<Page<Issue>> {
+        // Every arm walks a partial index backwards from the cursor, so a page costs the same
+        // with a thousand issues or a million.
+        let (priority, updated_at, key) = match &page.cursor {
+            Some(cursor) => {
+                let (sort, key) = decode_cursor(cursor)?;
+                (sort / INBOX_SORT_SPLIT, sort % INBOX_SORT_SPLIT, key)
+            }
+            // Above every real position: priorities stop at 4.
+            None => (5, 0, String::new()),
+        };
+        let limit = i64::from(page.limit) + 1;
+        let rows: Vec<IssueRow> = match owner {
+            InboxOwner::Agent(agent) => sqlx::query_as(issue_select!(
+                "WHERE issues.id IN ( \
+                   SELECT id FROM (SELECT id FROM issues INDEXED BY issues_inbox \
+                     WHERE assignee_id = ?1 AND open = 1 AND deleted = 0 \
+                       AND (priority, updated_at, key) < (?2, ?3, ?4) \
+                     ORDER BY priority DESC, updated_at DESC, key DESC LIMIT ?5) \
+                   UNION ALL \
+                   SELECT id FROM (SELECT id FROM issues INDEXED BY issues_to_review \
+                     WHERE reviewer_id = ?1 AND status = 'in_review' AND deleted = 0 \
+                       AND assignee_id IS NOT ?1 \
+                       AND (priority, updated_at, key) < (?2, ?3, ?4) \
+                     ORDER BY priority DESC, updated_at DESC, key DESC LIMIT ?5)) \
+                 ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
+                 LIMIT ?5"
+            ))
+            .bind(agent.to_string()),
+            InboxOwner::Board => sqlx::query_as(issue_select!(
+                "INDEXED BY issues_board_review \
+                 WHERE issues.status = 'board_review' AND issues.deleted = 0 \
+                   AND ?1 IS NULL \
+                   AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
+                 ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
+                 LIMIT ?5"
+            ))
+            .bind(None::<String>),
+        }
+        .bind(priority)
+        .bind(updated_at)
+        .bind(key)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        page_of(rows, page, decode_issue, |i: &Issue| {
+            encode_cursor(
+                i64::from(i.priority.get()) * INBOX_SORT_SPLIT + i.updated_at.as_millis(),
+                i.key.as_str(),
+            )
+        })
+    }
+
+    async fn set_reviewers(&self, routes: &[(IssueId, Option<AgentId>)]) -> Result<()> {
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for (id, reviewer) in routes {
+            sqlx::query(
+                "UPDATE issues SET reviewer_id = ?1 WHERE id = ?2 AND status = 'in_review' \
+                 AND reviewer_id IS NOT ?1",
+            )
+            .bind(reviewer.map(|r| r.to_string()))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err(ISSUE, id))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
     async fn update_issue(&self, write: IssueWrite) -> Result<Issue> {
         let IssueWrite {
             issue,
@@ -658,7 +747,8 @@ impl IssueStore for SqliteStore {
              status = ?5, open = ?6, priority = ?7, assignee_id = ?8, parent_key = ?9, \
              work_block_id = ?10, stages = ?11, current_stage = ?12, branch = ?13, \
              started_at = ?14, completed_at = ?15, cancellation_reason = ?16, run_count = ?17, \
-             status_changed_at = ?18, deleted = ?19, updated_at = ?20, version = version + 1 \
+             status_changed_at = ?18, deleted = ?19, updated_at = ?20, submitted_by = ?23, \
+             reviewer_id = ?24, version = version + 1 \
              WHERE id = ?21 AND version = ?22",
         )
         .bind(issue.title.as_str())
@@ -683,6 +773,8 @@ impl IssueStore for SqliteStore {
         .bind(issue.updated_at.as_millis())
         .bind(issue.id.to_string())
         .bind(expected.0)
+        .bind(issue.submitted_by.map(|a| a.to_string()))
+        .bind(issue.reviewer_id.map(|a| a.to_string()))
         .execute(&mut *tx)
         .await;
         match updated {
@@ -713,90 +805,7 @@ impl IssueStore for SqliteStore {
     }
 
     async fn checkout_issue(&self, req: CheckoutRequest) -> Result<CheckoutOutcome> {
-        let CheckoutRequest {
-            key,
-            agent_id,
-            run_id,
-            expected,
-            now,
-            activity,
-        } = req;
-        let statuses: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
-        let agent = agent_id.to_string();
-        let run = run_id.map(|r| r.to_string());
-        let mut tx = self.write_tx().await?;
-
-        // The whole claim is this one statement: it matches only if the issue is still in an
-        // expected status and free (or already the caller's), so exactly one caller wins.
-        let claimed: Option<String> = sqlx::query_scalar(
-            "UPDATE issues SET assignee_id = ?1, status = 'in_progress', open = 1, \
-             started_at = COALESCE(started_at, ?2), run_id = ?3, \
-             status_changed_at = CASE WHEN status = 'in_progress' THEN status_changed_at \
-             ELSE ?2 END, updated_at = ?2, version = version + 1 \
-             WHERE key = ?4 AND deleted = 0 AND status IN (SELECT value FROM json_each(?5)) \
-             AND (assignee_id IS NULL OR assignee_id = ?1) \
-             RETURNING id",
-        )
-        .bind(&agent)
-        .bind(now.as_millis())
-        .bind(run.as_deref())
-        .bind(key.as_str())
-        .bind(to_json(&statuses))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err(ISSUE, &key))?;
-
-        if let Some(id) = claimed {
-            let id = parse(ISSUE, IssueId::parse(&id))?;
-            activity::append(&mut tx, activity).await?;
-            let issue = issue_in_tx(&mut tx, id).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(CheckoutOutcome {
-                issue,
-                changed: true,
-            });
-        }
-
-        let current: Option<(String, String, Option<String>, bool)> =
-            sqlx::query_as("SELECT id, status, assignee_id, deleted FROM issues WHERE key = ?")
-                .bind(key.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let Some((id, status, assignee, deleted)) = current else {
-            return Err(StoreError::not_found(ISSUE, &key));
-        };
-        if deleted {
-            return Err(StoreError::not_found(ISSUE, &key));
-        }
-        let status = parse(ISSUE, IssueStatus::parse(&status))?;
-        let assignee = assignee
-            .map(|a| parse(ISSUE, AgentId::parse(&a)))
-            .transpose()?;
-        if status == IssueStatus::InProgress && assignee == Some(agent_id) {
-            // The caller already holds it: idempotent. A later run of the same agent is bound
-            // to the issue (not part of the entity, so the version does not move).
-            if let Some(run) = &run {
-                sqlx::query("UPDATE issues SET run_id = ?1 WHERE key = ?2 AND run_id IS NOT ?1")
-                    .bind(run)
-                    .bind(key.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-            let id = parse(ISSUE, IssueId::parse(&id))?;
-            let issue = issue_in_tx(&mut tx, id).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(CheckoutOutcome {
-                issue,
-                changed: false,
-            });
-        }
-        Err(StoreError::CheckoutConflict {
-            key,
-            status,
-            assignee,
-        })
+        crate::checkout::checkout_issue(self, req).await
     }
 
     async fn purge_issue(&self, key: &IssueKey, activity: Vec<NewActivity>) -> Result<()> {

@@ -13,9 +13,11 @@
 //! Start reading at [`SqliteStore::open`], then `db.rs`.
 
 mod activity;
+mod checkout;
 mod create;
 mod db;
 mod error;
+mod group;
 mod rows;
 
 mod agents;

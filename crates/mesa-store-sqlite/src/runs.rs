@@ -13,18 +13,23 @@ use mesa_domain::{
     Timestamp, Version,
 };
 use mesa_store::{
-    BudgetScopeKind, EnqueueOutcome, FinishRunRecord, NewRunRecord, Page, PageRequest, Result,
-    RunFilter, RunStore, Spend, StartRunRequest, StoreError, UsageRecord,
+    BudgetScopeKind, CancelQueuedRuns, EnqueueOutcome, FinishRunRecord, NewRunRecord, Page,
+    PageRequest, QueuedRuns, Result, RunFilter, RunStore, Spend, StartRunRequest, StoreError,
+    UsageRecord,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::SqliteStore;
 use crate::activity;
 use crate::error::{backend, map_err};
+use crate::group;
 use crate::rows::page_of;
 use crate::rows::{decode_cursor, encode_cursor, json, ms_opt, parse, to_json, ts, ts_opt};
 
 const RUN: &str = "run";
+
+/// Put where the middle of an over-long run log was cut out (SPEC §7.5).
+const ELIDED_MARKER: &str = "\n[... output elided: the log keeps its head and tail ...]\n";
 
 /// Every column of `runs` a [`Run`] needs. Lists select `run_list_columns!()` instead, which
 /// leave out the large text fields.
@@ -345,72 +350,159 @@ fn push_run_filter(qb: &mut QueryBuilder<Sqlite>, filter: &RunFilter) {
     }
 }
 
+/// Wake-ups waiting for their group commit ([`crate::group`]).
+pub(crate) type EnqueueQueue = group::Group<(NewRunRecord, group::Reply<EnqueueOutcome>)>;
+
+/// Enqueues a batch in one transaction, appending the audit rows of the new runs in one
+/// statement at the end. If any statement fails, the batch is rolled back and each wake-up is
+/// enqueued in a transaction of its own, so one bad record never fails the others.
+async fn enqueue_batch(
+    store: &SqliteStore,
+    batch: Vec<(NewRunRecord, group::Reply<EnqueueOutcome>)>,
+) {
+    let mut tx = match store.write_tx().await {
+        Ok(tx) => tx,
+        Err(err) => return group::fail_all(batch, &err),
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut activity = Vec::new();
+    let mut failed = None;
+    for (record, _) in &batch {
+        match enqueue_on(&mut tx, record).await {
+            Ok(outcome) => {
+                if !outcome.merged {
+                    activity.extend(record.activity.iter().cloned());
+                }
+                outcomes.push(outcome);
+            }
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    if failed.is_none()
+        && let Err(err) = activity::append(&mut tx, activity).await
+    {
+        failed = Some(err);
+    }
+    if failed.is_none() {
+        match tx.commit().await {
+            Ok(()) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                return;
+            }
+            Err(err) => failed = Some(backend(err)),
+        }
+    } else {
+        let _ = tx.rollback().await;
+    }
+    if let Some(err) = failed {
+        tracing::debug!(error = ?err, "batched enqueue fell back to one by one");
+    }
+    for (record, reply) in batch {
+        let _ = reply.send(enqueue_alone(store, record).await);
+    }
+}
+
+/// One wake-up in a transaction of its own.
+async fn enqueue_alone(store: &SqliteStore, record: NewRunRecord) -> Result<EnqueueOutcome> {
+    let mut tx = store.write_tx().await?;
+    let outcome = enqueue_on(&mut tx, &record).await?;
+    if !outcome.merged {
+        activity::append(&mut tx, record.activity).await?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(outcome)
+}
+
+/// Enqueues one wake-up on `conn` (in the caller's transaction), merging into the queued run of
+/// the same (agent, issue, mode) if there is one. Audit rows are the caller's to append.
+async fn enqueue_on(conn: &mut SqliteConnection, new: &NewRunRecord) -> Result<EnqueueOutcome> {
+    let agent = new.agent_id.to_string();
+    let issue = new.issue_key.as_ref().map(IssueKey::as_str);
+    let rank = i64::from(new.trigger.queue_rank());
+    let queued: Option<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, triggers, priority, trigger_rank FROM runs \
+         WHERE agent_id = ?1 AND ifnull(issue_key, '') = ifnull(?2, '') AND mode = ?3 \
+         AND status = 'queued'",
+    )
+    .bind(&agent)
+    .bind(issue)
+    .bind(new.mode.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?;
+
+    if let Some((id, triggers, priority, trigger_rank)) = queued {
+        // Merge: the trigger list grows (no repeats), the run keeps the higher priority and
+        // the earlier queue rank; its place by age is kept.
+        let id = parse(RUN, RunId::parse(&id))?;
+        let mut triggers: Vec<RunTrigger> = json(RUN, "triggers", &triggers)?;
+        if !triggers.contains(&new.trigger) {
+            triggers.push(new.trigger);
+        }
+        let row: RunRow = sqlx::query_as(concat!(
+            "UPDATE runs SET triggers = ?, priority = ?, trigger_rank = ? WHERE id = ? \
+             RETURNING ",
+            run_columns!()
+        ))
+        .bind(to_json(&triggers))
+        .bind(priority.max(new.priority))
+        .bind(trigger_rank.min(rank))
+        .bind(id.to_string())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err(RUN, &id))?;
+        return Ok(EnqueueOutcome {
+            run: decode_run(row)?,
+            merged: true,
+        });
+    }
+
+    let row: RunRow = sqlx::query_as(concat!(
+        "INSERT INTO runs (id, agent_id, issue_key, mode, status, triggers, runner, model, \
+         not_before, priority, trigger_rank, queued_at) \
+         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+        run_columns!()
+    ))
+    .bind(new.id.to_string())
+    .bind(&agent)
+    .bind(issue)
+    .bind(new.mode.as_str())
+    .bind(to_json(&[new.trigger]))
+    .bind(new.runner.as_str())
+    .bind(&new.model)
+    .bind(ms_opt(new.not_before))
+    .bind(new.priority)
+    .bind(rank)
+    .bind(new.queued_at.as_millis())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err(RUN, &new.id))?;
+    Ok(EnqueueOutcome {
+        run: decode_run(row)?,
+        merged: false,
+    })
+}
+
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn enqueue_run(&self, new: NewRunRecord) -> Result<EnqueueOutcome> {
-        let agent = new.agent_id.to_string();
-        let issue = new.issue_key.as_ref().map(IssueKey::as_str);
-        let rank = i64::from(new.trigger.queue_rank());
-        let mut tx = self.write_tx().await?;
-
-        let queued: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, triggers, priority, trigger_rank FROM runs \
-             WHERE agent_id = ?1 AND ifnull(issue_key, '') = ifnull(?2, '') AND mode = ?3 \
-             AND status = 'queued'",
+        // Wake-ups follow issue writes one for one (every new issue wakes its assignee), so
+        // they share group commits like the creations themselves do.
+        group::submit(
+            self,
+            &self.enqueues,
+            new,
+            "run enqueue",
+            |store, batch| async move {
+                enqueue_batch(&store, batch).await;
+            },
         )
-        .bind(&agent)
-        .bind(issue)
-        .bind(new.mode.as_str())
-        .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
-
-        if let Some((id, triggers, priority, trigger_rank)) = queued {
-            // Merge: the trigger list grows (no repeats), the run keeps the higher priority and
-            // the earlier queue rank; its place by age is kept.
-            let id = parse(RUN, RunId::parse(&id))?;
-            let mut triggers: Vec<RunTrigger> = json(RUN, "triggers", &triggers)?;
-            if !triggers.contains(&new.trigger) {
-                triggers.push(new.trigger);
-            }
-            sqlx::query(
-                "UPDATE runs SET triggers = ?, priority = ?, trigger_rank = ? WHERE id = ?",
-            )
-            .bind(to_json(&triggers))
-            .bind(priority.max(new.priority))
-            .bind(trigger_rank.min(rank))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err(RUN, &id))?;
-            let run = run_on(&mut tx, id).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(EnqueueOutcome { run, merged: true });
-        }
-
-        sqlx::query(
-            "INSERT INTO runs (id, agent_id, issue_key, mode, status, triggers, runner, model, \
-             not_before, priority, trigger_rank, queued_at) \
-             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id.to_string())
-        .bind(&agent)
-        .bind(issue)
-        .bind(new.mode.as_str())
-        .bind(to_json(&[new.trigger]))
-        .bind(new.runner.as_str())
-        .bind(&new.model)
-        .bind(ms_opt(new.not_before))
-        .bind(new.priority)
-        .bind(rank)
-        .bind(new.queued_at.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err(RUN, &new.id))?;
-        activity::append(&mut tx, new.activity).await?;
-        let run = run_on(&mut tx, new.id).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(EnqueueOutcome { run, merged: false })
     }
 
     async fn run(&self, id: RunId) -> Result<Run> {
@@ -609,7 +701,8 @@ impl RunStore for SqliteStore {
         // Figures add to what was reported during the run (`record_usage`), so a run's totals
         // always equal the sum of its cost events.
         sqlx::query(
-            "UPDATE runs SET status = ?, exit_code = ?, failure_reason = ?, stdout = ?, diff = ?, \
+            "UPDATE runs SET status = ?, exit_code = ?, failure_reason = ?, \
+             stdout = COALESCE(?, stdout), diff = ?, \
              diff_stat = ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, \
              cache_read_tokens = cache_read_tokens + ?, \
              cache_write_tokens = cache_write_tokens + ?, cost_usd = cost_usd + ?, \
@@ -658,6 +751,80 @@ impl RunStore for SqliteStore {
         let run = run_on(&mut tx, record.run_id).await?;
         tx.commit().await.map_err(backend)?;
         Ok(run)
+    }
+
+    async fn append_run_output(&self, id: RunId, chunk: &str, cap: u64) -> Result<u64> {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX).max(2);
+        let mut tx = self.write_tx().await?;
+        // One statement: append, or keep the head and the tail around a marker once the log
+        // would pass the cap. The old marker falls out of the tail on the next cut.
+        let len: Option<i64> = sqlx::query_scalar(
+            "UPDATE runs SET stdout = CASE \
+             WHEN length(COALESCE(stdout, '')) + length(?1) <= ?3 THEN COALESCE(stdout, '') || ?1 \
+             ELSE substr(COALESCE(stdout, '') || ?1, 1, ?4) || ?5 \
+                  || substr(COALESCE(stdout, '') || ?1, -?4) END \
+             WHERE id = ?2 AND status IN ('queued', 'running') RETURNING length(stdout)",
+        )
+        .bind(chunk)
+        .bind(id.to_string())
+        .bind(cap)
+        .bind(cap / 2)
+        .bind(ELIDED_MARKER)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err(RUN, &id))?;
+        let Some(len) = len else {
+            let (_, status) = run_state(&mut tx, id).await?;
+            return Err(StoreError::RunState {
+                status: status.to_string(),
+                expected: "queued or running",
+            });
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(u64::try_from(len).unwrap_or(0))
+    }
+
+    async fn cancel_queued_runs(&self, req: CancelQueuedRuns) -> Result<Vec<Run>> {
+        let mut tx = self.write_tx().await?;
+        // Only rows still queued: a run started meanwhile belongs to the scheduler.
+        let (sql, value) = match &req.runs {
+            QueuedRuns::Run(id) => (
+                "UPDATE runs SET status = 'cancelled', finished_at = ?, failure_reason = ? \
+                 WHERE status = 'queued' AND id = ? RETURNING id",
+                id.to_string(),
+            ),
+            QueuedRuns::Issue(key) => (
+                "UPDATE runs SET status = 'cancelled', finished_at = ?, failure_reason = ? \
+                 WHERE status = 'queued' AND issue_key = ? RETURNING id",
+                key.to_string(),
+            ),
+        };
+        let ids: Vec<String> = sqlx::query_scalar(sql)
+            .bind(req.at.as_millis())
+            .bind(&req.reason)
+            .bind(&value)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A run key is valid only while its run is queued or running (SPEC §9.1).
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = ? WHERE run_id = ? AND revoked_at IS NULL",
+            )
+            .bind(req.at.as_millis())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            runs.push(run_on(&mut tx, parse(RUN, RunId::parse(&id))?).await?);
+        }
+        activity::append(&mut tx, req.activity).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(runs)
     }
 
     async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)> {

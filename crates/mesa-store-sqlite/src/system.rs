@@ -106,6 +106,18 @@ impl SystemStore for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn record_boot(&self, at: mesa_domain::Timestamp) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO boots (started_at) VALUES (?) RETURNING id")
+            .bind(at.as_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        u64::try_from(id)
+            .map_err(|_| StoreError::backend(std::io::Error::other("negative boot id")))
+    }
+
     async fn record_delivery(&self, d: WebhookDelivery) -> Result<WebhookDelivery> {
         let mut tx = self.write_tx().await?;
         let row: DeliveryRow = sqlx::query_as(

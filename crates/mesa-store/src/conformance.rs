@@ -30,9 +30,9 @@ use uuid::Uuid;
 
 use crate::{
     ActivityFilter, AgentStore, BlockStore, BudgetScopeKind, CheckoutRequest, Created,
-    FinishRunRecord, IssueFilter, IssueStore, IssueWrite, KeyStore, LabelStore, NewAgentRecord,
-    NewApiKey, NewComment, NewIssueRecord, NewRunRecord, PageRequest, RunFilter, RunStore,
-    StartRunRequest, StoreError, SystemStore, UsageRecord, Versioned,
+    FinishRunRecord, InboxOwner, IssueFilter, IssueStore, IssueWrite, KeyStore, LabelStore,
+    NewAgentRecord, NewApiKey, NewComment, NewIssueRecord, NewRunRecord, PageRequest, RunFilter,
+    RunStore, StartRunRequest, StoreError, SystemStore, UsageRecord, Versioned,
 };
 
 /// Agents enough for every scenario.
@@ -1641,6 +1641,149 @@ fn api_key(kind: ApiKeyKind, agent: Option<AgentId>, run: Option<RunId>, name: &
 // Keys, settings, the audit log, maintenance
 // ---------------------------------------------------------------------------------------------
 
+/// Run output is appended (head and tail kept past the cap) while a run is queued or running,
+/// kept when the run finishes without new output, and refused after; cancelling queued runs
+/// touches only runs still queued and revokes their keys.
+pub async fn run_output_and_queued_cancel<S>(store: Arc<S>, agents: &[AgentId])
+where
+    S: IssueStore + RunStore + KeyStore + ?Sized + 'static,
+{
+    let (a, b) = (agents[0], agents[1]);
+    let issues = create_issues(&*store, 1, "Output").await;
+    let key = &issues[0].key;
+    let queued = store
+        .enqueue_run(new_run(a, Some(key), RunMode::Task, RunTrigger::Assigned))
+        .await
+        .expect("enqueue")
+        .run;
+    let running = store
+        .enqueue_run(new_run(
+            b,
+            Some(key),
+            RunMode::Review,
+            RunTrigger::ReviewRequested,
+        ))
+        .await
+        .expect("enqueue")
+        .run;
+    store
+        .start_run(start(running.id, MicroUsd::ZERO, 0))
+        .await
+        .expect("start");
+
+    assert_eq!(
+        store
+            .append_run_output(running.id, "line 1\n", 1000)
+            .await
+            .expect("append"),
+        7
+    );
+    store
+        .append_run_output(running.id, "line 2\n", 1000)
+        .await
+        .expect("append");
+    assert_eq!(
+        store.run(running.id).await.expect("run").stdout.as_deref(),
+        Some("line 1\nline 2\n")
+    );
+    // Past the cap: the head and the tail stay.
+    store
+        .append_run_output(queued.id, "0123456789", 10)
+        .await
+        .expect("append");
+    store
+        .append_run_output(queued.id, "abcdef", 10)
+        .await
+        .expect("append");
+    let capped = store
+        .run(queued.id)
+        .await
+        .expect("run")
+        .stdout
+        .expect("output");
+    assert!(
+        capped.starts_with("01234") && capped.ends_with("bcdef"),
+        "{capped:?}"
+    );
+    assert!(
+        !capped.contains("56789a"),
+        "the middle is elided: {capped:?}"
+    );
+
+    let run_key = store
+        .create_key(crate::NewApiKey {
+            key: api_key(ApiKeyKind::Run, Some(a), Some(queued.id), "run key"),
+            activity: Vec::new(),
+        })
+        .await
+        .expect("run key");
+
+    // Cancel the issue's queued runs: the running one is left to the scheduler.
+    let cancel = |runs: crate::QueuedRuns| crate::CancelQueuedRuns {
+        runs,
+        reason: "issue finished".to_owned(),
+        at: at(HOUR),
+        activity: vec![activity("run.cancelled", "issue", key.as_str(), at(HOUR))],
+    };
+    let cancelled = store
+        .cancel_queued_runs(cancel(crate::QueuedRuns::Issue(key.clone())))
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].id, queued.id);
+    assert_eq!(cancelled[0].status, RunStatus::Cancelled);
+    assert_eq!(cancelled[0].finished_at, Some(at(HOUR)));
+    assert_eq!(
+        cancelled[0].failure_reason.as_deref(),
+        Some("issue finished")
+    );
+    let revoked = store
+        .key_by_hash(&run_key.hash)
+        .await
+        .expect("key")
+        .expect("stored");
+    assert_eq!(
+        revoked.revoked_at,
+        Some(at(HOUR)),
+        "its run key dies with it"
+    );
+    assert!(
+        store
+            .cancel_queued_runs(cancel(crate::QueuedRuns::Issue(key.clone())))
+            .await
+            .expect("cancel")
+            .is_empty()
+    );
+    assert!(
+        store
+            .cancel_queued_runs(cancel(crate::QueuedRuns::Run(running.id)))
+            .await
+            .expect("cancel")
+            .is_empty(),
+        "a running run is not cancelled here"
+    );
+    assert_eq!(
+        store.run(running.id).await.expect("run").status,
+        RunStatus::Running
+    );
+    assert!(matches!(
+        store.append_run_output(queued.id, "late", 1000).await,
+        Err(StoreError::RunState { .. })
+    ));
+    assert!(matches!(
+        store
+            .append_run_output(RunId::from_uuid(uuid()), "x", 1000)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Finishing without new output keeps what was appended.
+    let mut done = finish(running.id, MicroUsd::ZERO, 0);
+    done.stdout = None;
+    let finished = store.finish_run(done).await.expect("finish");
+    assert_eq!(finished.stdout.as_deref(), Some("line 1\nline 2\n"));
+}
+
 /// Keys are found by hash, touched, revoked and listed without run keys.
 pub async fn keys<S>(store: Arc<S>, agents: &[AgentId])
 where
@@ -2007,6 +2150,133 @@ where
 
 /// Every scenario that needs only issue, label, run, key and system storage, in order, each
 /// against a fresh store from `fresh` (which also makes [`AGENTS_NEEDED`] agents).
+/// The inbox: an agent sees its open issues and the reviews routed to it, in inbox order
+/// (priority, then most recently updated, then key, all descending), page by page without gaps
+/// or repeats; finished, deleted and other agents' issues stay out; the board sees
+/// `board_review`. Re-routing a review moves it to the new reviewer's inbox.
+pub async fn inbox_order_and_paging<S>(store: Arc<S>, agents: &[AgentId])
+where
+    S: IssueStore + ?Sized,
+{
+    assert!(agents.len() >= 3, "inbox_order_and_paging needs 3 agents");
+    let (me, other, third) = (agents[0], agents[1], agents[2]);
+    let mut expected = Vec::new();
+    // Mine, with priorities and times that exercise every tie-break.
+    for i in 0..12_i64 {
+        let mut new = new_issue(&format!("Inbox item {i}"), at(i));
+        new.assignee_id = Some(me);
+        new.priority = Priority::new(i % 3).expect("valid");
+        let issue = store.create_issue(new).await.expect("create");
+        expected.push(issue);
+    }
+    // Same priority and time as another item: the key decides.
+    let mut twin = new_issue("Inbox twin", at(11));
+    twin.assignee_id = Some(me);
+    twin.priority = Priority::new(11 % 3).expect("valid");
+    expected.push(store.create_issue(twin).await.expect("create"));
+    // Someone else's, unassigned, and a finished one of mine: not in my inbox.
+    let mut theirs = new_issue("Not mine", at(3));
+    theirs.assignee_id = Some(other);
+    let theirs = store.create_issue(theirs).await.expect("create");
+    store
+        .create_issue(new_issue("Nobody's", at(3)))
+        .await
+        .expect("create");
+    let mut finished = new_issue("Finished", at(4));
+    finished.assignee_id = Some(me);
+    let mut finished = store.create_issue(finished).await.expect("create");
+    let version = finished.version;
+    finished.status = IssueStatus::Done;
+    store
+        .update_issue(IssueWrite {
+            issue: finished,
+            expected: version,
+            comments: Vec::new(),
+            activity: Vec::new(),
+        })
+        .await
+        .expect("finish");
+    // Another agent's issue under review, routed to me.
+    let mut review = theirs.clone();
+    review.status = IssueStatus::InReview;
+    review.submitted_by = Some(other);
+    review.reviewer_id = Some(me);
+    review.priority = Priority::URGENT;
+    review.updated_at = at(20);
+    let review = store
+        .update_issue(IssueWrite {
+            issue: review,
+            expected: theirs.version,
+            comments: Vec::new(),
+            activity: Vec::new(),
+        })
+        .await
+        .expect("submit");
+    assert_eq!(review.reviewer_id, Some(me), "the reviewer is stored");
+    expected.push(review.clone());
+    expected.sort_by(|a, b| {
+        (b.priority.get(), b.updated_at, b.key.as_str()).cmp(&(
+            a.priority.get(),
+            a.updated_at,
+            a.key.as_str(),
+        ))
+    });
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .inbox(InboxOwner::Agent(me), &PageRequest::new(Some(4), cursor))
+            .await
+            .expect("inbox");
+        assert!(page.items.len() <= 4);
+        seen.extend(page.items.into_iter().map(|i| i.key));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let want: Vec<IssueKey> = expected.iter().map(|i| i.key.clone()).collect();
+    assert_eq!(seen, want, "the whole inbox, in order, once");
+    let bad = store
+        .inbox(
+            InboxOwner::Agent(me),
+            &PageRequest::new(None, Some("nonsense".into())),
+        )
+        .await
+        .expect_err("a foreign cursor");
+    assert!(matches!(bad, StoreError::Invalid(_)), "{bad:?}");
+
+    // The chart changed: the review goes to the third agent.
+    store
+        .set_reviewers(&[(review.id, Some(third))])
+        .await
+        .expect("re-route");
+    let mine = store
+        .inbox(InboxOwner::Agent(me), &PageRequest::all())
+        .await
+        .expect("inbox");
+    assert!(mine.items.iter().all(|i| i.key != review.key));
+    let theirs_now = store
+        .inbox(InboxOwner::Agent(third), &PageRequest::all())
+        .await
+        .expect("inbox");
+    assert_eq!(
+        theirs_now.items.iter().map(|i| &i.key).collect::<Vec<_>>(),
+        vec![&review.key]
+    );
+    let rerouted = store.issue(&review.key).await.expect("issue");
+    assert_eq!(
+        rerouted.version, review.version,
+        "re-routing is not an edit"
+    );
+    let board = store
+        .inbox(InboxOwner::Board, &PageRequest::all())
+        .await
+        .expect("board inbox");
+    assert!(board.items.is_empty(), "nothing awaits the board");
+}
+
 pub async fn run_core_scenarios<S, F, Fut>(fresh: F)
 where
     S: IssueStore + LabelStore + RunStore + KeyStore + SystemStore + ?Sized + 'static,
@@ -2026,6 +2296,8 @@ where
     let (s, a) = fresh().await;
     issue_queries(s, &a).await;
     let (s, a) = fresh().await;
+    inbox_order_and_paging(s, &a).await;
+    let (s, a) = fresh().await;
     budget_agent_limit(s, &a).await;
     let (s, a) = fresh().await;
     budget_org_limit(s, &a).await;
@@ -2035,6 +2307,8 @@ where
     run_dedup_merges_triggers(s, &a).await;
     let (s, a) = fresh().await;
     run_lifecycle(s, &a).await;
+    let (s, a) = fresh().await;
+    run_output_and_queued_cancel(s, &a).await;
     let (s, a) = fresh().await;
     keys(s, &a).await;
     let (s, _) = fresh().await;

@@ -16,6 +16,15 @@ pub const MAX_PAGE: u32 = 500;
 /// The page size when none is asked for.
 pub const DEFAULT_PAGE: u32 = 50;
 
+/// Whose inbox (SPEC §9.3 `GET /inbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxOwner {
+    /// An agent: its open issues, and the `in_review` issues whose reviewer it is.
+    Agent(AgentId),
+    /// The board: the issues in `board_review`.
+    Board,
+}
+
 /// Which page of a list to return. The cursor is opaque to callers; backends encode a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
@@ -347,7 +356,7 @@ pub struct FinishRunRecord {
     pub exit_code: Option<i64>,
     /// Why it failed.
     pub failure_reason: Option<String>,
-    /// Captured output.
+    /// Captured output; `None` keeps what [`crate::RunStore::append_run_output`] stored.
     pub stdout: Option<String>,
     /// Worktree diff.
     pub diff: Option<String>,
@@ -366,6 +375,31 @@ pub struct FinishRunRecord {
     /// Identity for the cost event, if one is written.
     pub cost_event_id: mesa_domain::CostEventId,
     /// Audit rows.
+    pub activity: Vec<NewActivity>,
+}
+
+/// Which queued runs [`crate::RunStore::cancel_queued_runs`] cancels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedRuns {
+    /// One run (nothing happens unless it is still queued).
+    Run(RunId),
+    /// Every queued run of an issue.
+    Issue(IssueKey),
+}
+
+/// Cancel queued runs: each still-queued run of the selection becomes `cancelled` with
+/// `finished_at` and the reason, and its run keys are revoked — one transaction. Runs that are
+/// no longer queued are left alone, so a run a scheduler started meanwhile is never marked
+/// cancelled behind its back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelQueuedRuns {
+    /// The selection.
+    pub runs: QueuedRuns,
+    /// Stored as `failure_reason`.
+    pub reason: String,
+    /// Now.
+    pub at: Timestamp,
+    /// Audit rows, written only when at least one run was cancelled.
     pub activity: Vec<NewActivity>,
 }
 

@@ -35,6 +35,14 @@ pub trait IssueStore: Send + Sync {
     async fn count_issues(&self, filter: &IssueFilter) -> Result<u64>;
     /// Direct sub-issues of `key`.
     async fn children(&self, key: &IssueKey) -> Result<Vec<Issue>>;
+    /// An inbox in inbox order: priority first, then the most recently updated, then the key
+    /// (all descending). Cursors are positions in that order, so pages stay consistent while
+    /// other issues come and go.
+    async fn inbox(&self, owner: InboxOwner, page: &PageRequest) -> Result<Page<Issue>>;
+    /// Sets the reviewer of issues under review after the org chart changed (no new version:
+    /// the routing is derived from the chart, not an edit of the issue). Issues no longer
+    /// `in_review` are left alone.
+    async fn set_reviewers(&self, routes: &[(IssueId, Option<AgentId>)]) -> Result<()>;
     /// Writes a decided update if the version still matches (`StaleVersion` otherwise).
     /// Keeps the open-title rule (`DuplicateTitle`) and references valid.
     async fn update_issue(&self, write: IssueWrite) -> Result<Issue>;
@@ -220,6 +228,12 @@ pub trait RunStore: Send + Sync {
     /// figures add to what [`RunStore::record_usage`] reported during the run, so a run's totals
     /// equal the sum of its cost events.
     async fn finish_run(&self, record: FinishRunRecord) -> Result<Run>;
+    /// Appends a chunk to a queued or running run's captured output (`stdout`), keeping at most
+    /// `cap` characters: past it the head and the tail are kept, the middle elided with a marker
+    /// (SPEC §7.5). Returns the stored length in characters. `RunState` once the run finished.
+    async fn append_run_output(&self, id: RunId, chunk: &str, cap: u64) -> Result<u64>;
+    /// Cancels queued runs (see [`CancelQueuedRuns`]); returns the runs it cancelled.
+    async fn cancel_queued_runs(&self, req: CancelQueuedRuns) -> Result<Vec<Run>>;
     /// Number of running runs, in total and of one agent.
     async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)>;
     /// Number of runs in each status that has any (for metrics; one cheap aggregate query).
@@ -343,6 +357,8 @@ pub trait SystemStore: Send + Sync {
     async fn settings(&self) -> Result<Vec<Setting>>;
     /// Sets settings (insert or replace), in one transaction.
     async fn put_settings(&self, settings: Vec<Setting>, activity: Vec<NewActivity>) -> Result<()>;
+    /// Records a start of the server; returns its boot number (1, 2, 3... never reused).
+    async fn record_boot(&self, at: Timestamp) -> Result<u64>;
 
     /// Records a delivery; `Conflict` if `(source, delivery_id)` was seen before.
     async fn record_delivery(&self, d: WebhookDelivery) -> Result<WebhookDelivery>;

@@ -649,6 +649,8 @@ async fn events_are_published_after_commit_and_never_for_refusals() {
         }
         other => panic!("expected issue_created, got {}", other.name()),
     }
+    // Its assignee (the CEO) is woken after the commit too.
+    assert_eq!(events.recv().await.unwrap().name(), "run_queued");
     assert!(
         t.mesa
             .create_issue(&t.board, titled("observed"))

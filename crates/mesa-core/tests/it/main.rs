@@ -4,3 +4,4 @@ mod approvals;
 mod issues;
 mod org;
 mod support;
+mod wakes;

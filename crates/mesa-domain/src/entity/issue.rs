@@ -24,6 +24,13 @@ pub struct Issue {
     pub priority: Priority,
     /// Who holds it.
     pub assignee_id: Option<AgentId>,
+    /// The agent that last submitted it for review (never its reviewer, SPEC §2); `None` when
+    /// the board submitted it or nobody has.
+    pub submitted_by: Option<AgentId>,
+    /// While `in_review`: the agent that reviews it, resolved through the review chain of the
+    /// assignee (SPEC §4.1) when it was submitted and again whenever the org chart changes.
+    /// `None` in every other status.
+    pub reviewer_id: Option<AgentId>,
     /// Parent issue (sub-issue link).
     pub parent_key: Option<IssueKey>,
     /// The work block it belongs to.

@@ -311,6 +311,7 @@ async fn show(
 /// `POST /agents` body: the slug and the configuration of SPEC §1.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AgentCreateBody)]
 pub(crate) struct CreateBody {
     /// `[a-z0-9-]{1,64}`, unique.
     slug: String,
@@ -462,6 +463,7 @@ async fn create(
 /// `PATCH /agents/{slug}` body: any configuration field; the rest is kept.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AgentPatchBody)]
 pub(crate) struct PatchBody {
     name: Option<String>,
     archetype: Option<String>,
@@ -621,8 +623,7 @@ pub(crate) struct RevisionDto {
     /// 1, 2, 3... per agent.
     pub(crate) number: i64,
     /// The configuration after the change (agent references as ids).
-    #[schema(value_type = Object)]
-    pub(crate) config: serde_json::Value,
+    pub(crate) config: AgentConfigDto,
     /// Actor string of who changed it.
     pub(crate) changed_by: String,
     /// Why.
@@ -631,11 +632,87 @@ pub(crate) struct RevisionDto {
     pub(crate) created_at: String,
 }
 
+/// An agent's configuration as a revision stores it: other agents by id, `env` unredacted
+/// (revisions are for the board only).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentConfigDto {
+    /// Display name.
+    pub(crate) name: String,
+    /// Archetype slug.
+    pub(crate) archetype: String,
+    /// Runner (SPEC §7.2).
+    pub(crate) runner: String,
+    /// Model; empty = the runner's default.
+    pub(crate) model: String,
+    /// Absolute project directory.
+    pub(crate) working_dir: String,
+    /// Turn limit per run.
+    pub(crate) max_turns: u32,
+    /// Wall-clock limit per run, seconds.
+    pub(crate) timeout_sec: u32,
+    /// Whether heartbeats are on.
+    pub(crate) heartbeat_enabled: bool,
+    /// Heartbeat period, seconds.
+    pub(crate) heartbeat_interval_sec: u32,
+    /// Manager id.
+    pub(crate) reports_to: Option<String>,
+    /// Reviewer id.
+    pub(crate) reviewer_id: Option<String>,
+    /// Inactive agents are never dispatched.
+    pub(crate) active: bool,
+    /// Whether the runner may drive a browser.
+    pub(crate) chrome_enabled: bool,
+    /// Tools the runner must refuse.
+    pub(crate) disallowed_tools: Vec<String>,
+    /// Tools the runner may use; empty = default.
+    pub(crate) allowed_tools: Vec<String>,
+    /// Concurrent runs allowed.
+    pub(crate) max_concurrent_runs: u32,
+    /// Server environment variable holding the provider key.
+    pub(crate) api_key_env: Option<String>,
+    /// Extra CLI arguments.
+    pub(crate) runner_args: Vec<String>,
+    /// Extra environment for the runner.
+    pub(crate) env: BTreeMap<String, String>,
+    /// argv for the `command` runner.
+    pub(crate) command: Vec<String>,
+    /// Endpoint for the `openai_compat` runner.
+    pub(crate) base_url: Option<String>,
+}
+
+impl From<&AgentConfig> for AgentConfigDto {
+    fn from(c: &AgentConfig) -> Self {
+        AgentConfigDto {
+            name: c.name.to_string(),
+            archetype: c.archetype.to_string(),
+            runner: c.runner.as_str().to_owned(),
+            model: c.model.clone(),
+            working_dir: c.working_dir.as_str().to_owned(),
+            max_turns: c.max_turns,
+            timeout_sec: c.timeout_sec,
+            heartbeat_enabled: c.heartbeat_enabled,
+            heartbeat_interval_sec: c.heartbeat_interval_sec,
+            reports_to: c.reports_to.map(|a| a.to_string()),
+            reviewer_id: c.reviewer_id.map(|a| a.to_string()),
+            active: c.active,
+            chrome_enabled: c.chrome_enabled,
+            disallowed_tools: c.disallowed_tools.clone(),
+            allowed_tools: c.allowed_tools.clone(),
+            max_concurrent_runs: c.max_concurrent_runs,
+            api_key_env: c.api_key_env.clone(),
+            runner_args: c.runner_args.clone(),
+            env: c.env.clone(),
+            command: c.command.clone(),
+            base_url: c.base_url.clone(),
+        }
+    }
+}
+
 impl From<&AgentRevision> for RevisionDto {
     fn from(r: &AgentRevision) -> Self {
         RevisionDto {
             number: r.number,
-            config: serde_json::to_value(&r.config).unwrap_or(serde_json::Value::Null),
+            config: AgentConfigDto::from(&r.config),
             changed_by: r.changed_by.clone(),
             reason: r.reason.clone(),
             created_at: time(r.created_at),

@@ -307,7 +307,7 @@ pub(crate) struct ProposePatchBody {
 
 /// Propose a new body for an archetype; creates an `archetype_patch` approval for the board.
 #[utoipa::path(post, path = "/archetype-patches", tag = "archetypes", request_body = ProposePatchBody,
-    responses((status = 201, body = PatchDto), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 201, body = PatchDto), (status = 401), (status = 422)))]
 async fn propose_patch(
     State(mesa): State<Mesa>,
     Auth(p): Auth,

@@ -241,7 +241,7 @@ fn apex_field(text: &str) -> Result<ApexBlockId, ApiError> {
 
 /// Propose a work block (board or any agent).
 #[utoipa::path(post, path = "/work-blocks", tag = "work-blocks", request_body = CreateWorkBlockBody,
-    responses((status = 201, body = WorkBlockDto), (status = 401), (status = 403), (status = 422)))]
+    responses((status = 201, body = WorkBlockDto), (status = 401), (status = 422)))]
 async fn create(
     State(mesa): State<Mesa>,
     Auth(p): Auth,
@@ -469,7 +469,7 @@ pub(crate) struct AddIssueBody {
 
 /// Add an issue to a proposed or active block; an issue in another block is 409.
 #[utoipa::path(post, path = "/work-blocks/{id}/issues", tag = "work-blocks", params(("id" = String, Path)), request_body = AddIssueBody,
-    responses((status = 200, body = WorkBlockDto), (status = 403), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 200, body = WorkBlockDto), (status = 404), (status = 409), (status = 422)))]
 async fn add_issue(
     State(mesa): State<Mesa>,
     Auth(p): Auth,
@@ -484,7 +484,7 @@ async fn add_issue(
 
 /// Take an issue out of a block.
 #[utoipa::path(delete, path = "/work-blocks/{id}/issues/{key}", tag = "work-blocks", params(("id" = String, Path), ("key" = String, Path)),
-    responses((status = 200, body = WorkBlockDto), (status = 403), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 200, body = WorkBlockDto), (status = 404), (status = 409), (status = 422)))]
 async fn remove_issue(
     State(mesa): State<Mesa>,
     Auth(p): Auth,

@@ -16,6 +16,55 @@ pub struct Page<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
+/// The body of every error response (SPEC §9.2): `{"error": {"code", "message", ...details}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// `code` and `message`, plus the details that apply to the code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code: `unauthenticated`, `invalid_token`, `forbidden`, `not_found`,
+    /// `validation_failed`, `malformed_json`, `conflict`, `checkout_conflict`,
+    /// `illegal_transition`, `duplicate`, `version_conflict`, `payload_too_large`,
+    /// `rate_limited`, `budget_exceeded`, `internal`...
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    /// `validation_failed`: the offending request field or parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `duplicate`: the key of the existing issue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_key: Option<String>,
+    /// `version_conflict`: the version the change should have been made on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+    /// `forbidden` by the route's access rule: `board` or `agent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required: Option<String>,
+    /// `checkout_conflict`: the issue's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `illegal_transition`: the status the issue is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// `illegal_transition`: the status asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `illegal_transition`: the commands allowed from `from`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+    /// `conflict` on approving an issue with open sub-issues: their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_children: Option<Vec<String>>,
+    /// `conflict` on cancelling finished work without `force`: true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_force: Option<bool>,
+}
+
 /// RFC 3339 text of a time.
 pub fn time(t: Timestamp) -> String {
     t.to_rfc3339()
@@ -67,6 +116,10 @@ pub struct IssueDto {
     pub assignee_id: Option<String>,
     /// Assignee slug.
     pub assignee_slug: Option<String>,
+    /// The agent that last submitted it for review (`null` when the board did or nobody has).
+    pub submitted_by: Option<String>,
+    /// While `in_review`: the agent that reviews it (SPEC §4.1); `null` in other statuses.
+    pub reviewer_id: Option<String>,
     /// Parent issue key.
     pub parent_key: Option<String>,
     /// Work block id.
@@ -113,6 +166,8 @@ impl From<&IssueView> for IssueDto {
             priority: i.priority.get(),
             assignee_id: i.assignee_id.map(|a| a.to_string()),
             assignee_slug: v.assignee_slug.as_ref().map(ToString::to_string),
+            submitted_by: i.submitted_by.map(|a| a.to_string()),
+            reviewer_id: i.reviewer_id.map(|a| a.to_string()),
             parent_key: i.parent_key.as_ref().map(ToString::to_string),
             work_block_id: i.work_block_id.map(|b| b.to_string()),
             labels: i.labels.iter().map(ToString::to_string).collect(),

@@ -91,6 +91,17 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme to use, and why the token was refused.
+            let challenge = match self.code {
+                "invalid_token" => r#"Bearer realm="mesa", error="invalid_token""#,
+                _ => r#"Bearer realm="mesa""#,
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         response
     }
 }
@@ -180,6 +191,7 @@ fn conflict(err: &CoreError, message: &str) -> ApiError {
             }
             out
         }
+        CoreError::Refused { code, .. } => e(code),
         _ => e("conflict"),
     }
 }

@@ -3,8 +3,9 @@
 //! Each event is `event: <name>` / `data: <json>` / `id: <n>`, where `n` is the id the core's
 //! event journal gave it (monotonically increasing within the process). The data is the entity
 //! after the change in its API shape (`IssueDto`, with `previous_status` on `issue_updated`;
-//! `CommentDto`, `WorkBlockDto`, `ApprovalDto`, `ActivityDto`), or a compact object for runs,
-//! agents (no `env`), budget pauses, deletions (`{key}`) and the scheduler (`{paused}`).
+//! `CommentDto`, `WorkBlockDto`, `ApprovalDto`, `ActivityDto`), or a compact object for runs
+//! (also `run_cancel_requested`), agents (no `env`), budget pauses, deletions (`{key}`), the
+//! scheduler (`{paused}`) and board notifications (`board_notification`: `{message, issue_key}`).
 //! `run_output` is not sent here (it belongs to the run-log stream).
 //!
 //! A client reconnecting with `Last-Event-ID: n` first receives every event after `n` that the
@@ -25,7 +26,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use mesa_core::domain::entity::{Agent, Issue, Run};
-use mesa_core::domain::{AgentId, DomainEvent, Slug};
+use mesa_core::domain::{AgentId, DomainEvent, IssueKey, Slug};
 use mesa_core::{IssueView, JournalEntry, Mesa, Replay};
 use serde::Serialize;
 use serde_json::json;
@@ -74,6 +75,11 @@ impl EventStreams {
     /// down, so that graceful shutdown does not wait for them.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server shuts down (other streams end on it too).
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// The JSON data of `entry`, rendered by the first stream that needs it; `None` for events
@@ -366,6 +372,15 @@ async fn render(mesa: &Mesa, event: &DomainEvent) -> Option<Arc<str>> {
         DomainEvent::SchedulerPaused => Ok(json!({ "paused": true }).to_string()),
         DomainEvent::SchedulerResumed => Ok(json!({ "paused": false }).to_string()),
         DomainEvent::Activity(a) => serde_json::to_string(&ActivityDto::from(&**a)),
+        DomainEvent::BoardNotification { message, issue_key } => Ok(json!({
+            "message": message,
+            "issue_key": issue_key.as_ref().map(IssueKey::as_str),
+        })
+        .to_string()),
+        DomainEvent::RunCancelRequested(r) => {
+            let slug = slug_of(&roster(mesa).await, r.agent_id);
+            serde_json::to_string(&RunEventDto::new(r, slug))
+        }
     };
     match value {
         Ok(text) => Some(Arc::from(text)),

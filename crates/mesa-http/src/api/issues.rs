@@ -11,7 +11,7 @@ use mesa_core::domain::{
 use mesa_core::store::{IssueFilter, PageRequest};
 use mesa_core::workflow::issue::IssueCommand;
 use mesa_core::{IssuePatch, IssueView, Mesa, NewIssue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,6 +33,28 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 fn key_of(text: &str) -> Result<IssueKey, ApiError> {
     IssueKey::parse(text).map_err(|e| ApiError::invalid("key", e.message))
+}
+
+/// An optional JSON body: an empty one is the default, bad syntax is 400 `malformed_json` and
+/// the wrong shape 422 on `field`.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    field: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "the body is not valid JSON",
+            )
+        } else {
+            ApiError::invalid(field, e.to_string())
+        }
+    })
 }
 
 /// The issue with its `ETag`.
@@ -210,31 +232,62 @@ async fn create(
 
 /// Read an issue with its comments, sub-issues and runs.
 #[utoipa::path(get, path = "/issues/{key}", tag = "issues", params(("key" = String, Path)),
-    responses((status = 200, body = Object), (status = 401), (status = 404)))]
+    responses((status = 200, body = IssueDetailDto), (status = 401), (status = 404), (status = 422)))]
 async fn show(
     State(mesa): State<Mesa>,
     Auth(_p): Auth,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let detail = mesa.issue_detail(&key_of(&key)?).await?;
-    let runs: Vec<serde_json::Value> = detail
+    let runs = detail
         .runs
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id.to_string(), "agent_id": r.agent_id.to_string(), "mode": r.mode.as_str(),
-                "status": r.status.as_str(), "cost_usd": r.cost_usd.as_usd(),
-                "queued_at": r.queued_at.to_rfc3339(),
-            })
+        .map(|r| IssueRunDto {
+            id: r.id.to_string(),
+            agent_id: r.agent_id.to_string(),
+            mode: r.mode.as_str().to_owned(),
+            status: r.status.as_str().to_owned(),
+            cost_usd: r.cost_usd.as_usd(),
+            queued_at: r.queued_at.to_rfc3339(),
         })
         .collect();
-    let body = serde_json::json!({
-        "issue": IssueDto::from(&detail.issue),
-        "comments": detail.comments.iter().map(CommentDto::from).collect::<Vec<_>>(),
-        "children": detail.children.iter().map(IssueDto::from).collect::<Vec<_>>(),
-        "runs": runs,
-    });
+    let body = IssueDetailDto {
+        issue: IssueDto::from(&detail.issue),
+        comments: detail.comments.iter().map(CommentDto::from).collect(),
+        children: detail.children.iter().map(IssueDto::from).collect(),
+        runs,
+    };
     Ok(axum::Json(body).into_response())
+}
+
+/// `GET /issues/{key}`: the issue with its comments, sub-issues and runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssueDetailDto {
+    /// The issue.
+    issue: IssueDto,
+    /// Its comments, oldest first.
+    comments: Vec<CommentDto>,
+    /// Its sub-issues.
+    children: Vec<IssueDto>,
+    /// Its runs.
+    runs: Vec<IssueRunDto>,
+}
+
+/// A run of an issue, in summary.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssueRunDto {
+    /// UUID.
+    id: String,
+    /// The agent's id.
+    agent_id: String,
+    /// `task`, `heartbeat`...
+    mode: String,
+    /// Run status.
+    status: String,
+    /// Dollars spent.
+    cost_usd: f64,
+    /// When it was queued.
+    queued_at: String,
 }
 
 /// `PATCH /issues/{key}` body.
@@ -340,7 +393,7 @@ pub(crate) struct CheckoutBody {
 
 /// Atomically claim an issue (SPEC §2.2).
 #[utoipa::path(post, path = "/issues/{key}/checkout", tag = "issues", params(("key" = String, Path)), request_body(content = CheckoutBody, content_type = "application/json"),
-    responses((status = 200, body = IssueDto), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = IssueDto), (status = 403), (status = 404), (status = 409), (status = 422)))]
 async fn checkout(
     State(mesa): State<Mesa>,
     Auth(p): Auth,
@@ -348,21 +401,7 @@ async fn checkout(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let key = key_of(&key)?;
-    let b: CheckoutBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CheckoutBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    "the body is not valid JSON",
-                )
-            } else {
-                ApiError::invalid("expected_statuses", e.to_string())
-            }
-        })?
-    };
+    let b: CheckoutBody = optional_body(&body, "expected_statuses")?;
     let expected = b
         .expected_statuses
         .map(|list| {
@@ -387,7 +426,7 @@ pub(crate) struct CommentOnly {
 
 /// Give an issue back (→ todo, unassigned).
 #[utoipa::path(post, path = "/issues/{key}/release", tag = "issues", params(("key" = String, Path)), request_body(content = CommentOnly, content_type = "application/json"),
-    responses((status = 200, body = IssueDto), (status = 403), (status = 409)))]
+    responses((status = 200, body = IssueDto), (status = 403), (status = 404), (status = 409), (status = 422)))]
 async fn release(
     State(mesa): State<Mesa>,
     Auth(p): Auth,
@@ -395,11 +434,7 @@ async fn release(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let key = key_of(&key)?;
-    let b: CommentOnly = if body.iter().all(u8::is_ascii_whitespace) {
-        CommentOnly::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("comment", e.to_string()))?
-    };
+    let b: CommentOnly = optional_body(&body, "comment")?;
     let view = mesa
         .issue_command(
             &p.actor,
@@ -423,7 +458,7 @@ pub(crate) struct ReviewBody {
 
 /// Decide a review (also the board's decision on `board_review`).
 #[utoipa::path(post, path = "/issues/{key}/review", tag = "issues", params(("key" = String, Path)), request_body = ReviewBody,
-    responses((status = 200, body = IssueDto), (status = 403), (status = 409), (status = 422)))]
+    responses((status = 200, body = IssueDto), (status = 403), (status = 404), (status = 409), (status = 422)))]
 async fn review(
     State(mesa): State<Mesa>,
     Auth(p): Auth,
@@ -456,7 +491,7 @@ pub(crate) struct PageQuery {
 
 /// Comments of an issue, oldest first.
 #[utoipa::path(get, path = "/issues/{key}/comments", tag = "issues", params(("key" = String, Path), PageQuery),
-    responses((status = 200, body = Page<CommentDto>), (status = 404)))]
+    responses((status = 200, body = Page<CommentDto>), (status = 404), (status = 422)))]
 async fn list_comments(
     State(mesa): State<Mesa>,
     Auth(_p): Auth,

@@ -80,6 +80,7 @@ async fn list(State(mesa): State<Mesa>, Auth(_p): Auth) -> Result<Response, ApiE
 /// `POST /labels` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LabelCreateBody)]
 pub(crate) struct CreateBody {
     /// Unique name.
     name: String,
@@ -105,6 +106,7 @@ async fn create(
 /// `PATCH /labels/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LabelPatchBody)]
 pub(crate) struct PatchBody {
     /// New name.
     name: Option<String>,

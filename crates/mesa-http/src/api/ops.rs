@@ -59,7 +59,7 @@ fn with_etag(status: StatusCode, version: Version, body: impl Serialize) -> Resp
     (status, headers, axum::Json(body)).into_response()
 }
 
-async fn slugs(mesa: &Mesa) -> Result<HashMap<AgentId, String>, ApiError> {
+pub(crate) async fn slugs(mesa: &Mesa) -> Result<HashMap<AgentId, String>, ApiError> {
     Ok(mesa
         .agents()
         .await?
@@ -225,7 +225,7 @@ pub(crate) struct RunDto {
 }
 
 impl RunDto {
-    fn new(r: &Run, slugs: &HashMap<AgentId, String>) -> Self {
+    pub(crate) fn new(r: &Run, slugs: &HashMap<AgentId, String>) -> Self {
         RunDto {
             id: r.id.to_string(),
             agent_id: r.agent_id.to_string(),

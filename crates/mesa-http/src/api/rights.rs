@@ -31,6 +31,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mesa_core::domain::ApiKeyId;
 use mesa_core::{Mesa, Principal};
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::Auth;
@@ -53,9 +54,13 @@ pub enum Access {
     BoardOnly,
     /// Agents only (a board token has no agent); the board gets 403 before the handler runs.
     AgentOnly,
+    /// The board, and agents only on their own things with no exception for the CEO (another
+    /// agent's run log, SPEC §9.1). The middleware admits every principal; the handler answers
+    /// 403 for every other agent.
+    OwnStrict,
 }
 
-use Access::{AgentOnly, AnyPrincipal, BoardOnly, CeoOrBoard, Own};
+use Access::{AgentOnly, AnyPrincipal, BoardOnly, CeoOrBoard, Own, OwnStrict};
 
 /// Every API route (method, template as in `/api/openapi.json`) and who may call it. A route
 /// missing here fails CI (the rights test compares this table with the OpenAPI document).
@@ -84,6 +89,7 @@ pub const RIGHTS: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/v1/agents/{slug}/rollback", BoardOnly),
     (Method::POST, "/api/v1/agents/{slug}/keys", BoardOnly),
     (Method::PUT, "/api/v1/agents/{slug}/budget", BoardOnly),
+    (Method::POST, "/api/v1/agents/{slug}/wake", BoardOnly),
     (Method::DELETE, "/api/v1/keys/{id}", BoardOnly),
     (Method::GET, "/api/v1/tokens", BoardOnly),
     (Method::POST, "/api/v1/tokens", BoardOnly),
@@ -163,6 +169,8 @@ pub const RIGHTS: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/activity", AnyPrincipal),
     (Method::GET, "/api/v1/runs", AnyPrincipal),
     (Method::GET, "/api/v1/runs/{id}", AnyPrincipal),
+    (Method::GET, "/api/v1/runs/{id}/log", OwnStrict),
+    (Method::POST, "/api/v1/runs/{id}/cancel", BoardOnly),
     (Method::GET, "/api/v1/settings", BoardOnly),
     (Method::PATCH, "/api/v1/settings", BoardOnly),
     (Method::GET, "/api/v1/scheduler", BoardOnly),
@@ -177,6 +185,7 @@ pub const RIGHTS: &[(Method, &str, Access)] = &[
     (Method::PATCH, "/api/v1/directives/{id}", BoardOnly),
     (Method::DELETE, "/api/v1/directives/{id}", BoardOnly),
     (Method::GET, "/api/v1/audits", BoardOnly),
+    (Method::POST, "/api/v1/audits", BoardOnly),
     // events (SSE, SPEC §9.4: board tokens)
     (Method::GET, "/api/v1/events", BoardOnly),
 ];
@@ -300,9 +309,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// `rate_limit_per_minute` (default 6,000; 0 = off).
 async fn rate_limit(mesa: &Mesa) -> u32 {
-    mesa.settings()
+    mesa.setting_value("rate_limit_per_minute")
         .await
-        .get("rate_limit_per_minute")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE)
 }
@@ -368,6 +376,8 @@ struct Replies {
 struct Entry {
     method: Method,
     path: String,
+    /// SHA-256 of the request body: a retry must send the same body.
+    body: [u8; 32],
     at: Instant,
     seq: u64,
     /// None while the first request is still running.
@@ -390,6 +400,8 @@ enum Lookup {
         method: Method,
         path: String,
     },
+    /// Same route, another body.
+    OtherBody,
 }
 
 impl Replies {
@@ -398,6 +410,7 @@ impl Replies {
         id: (ApiKeyId, String),
         method: &Method,
         path: &str,
+        body: [u8; 32],
         now: Instant,
     ) -> Lookup {
         self.expire(now);
@@ -407,6 +420,9 @@ impl Replies {
                     method: e.method.clone(),
                     path: e.path.clone(),
                 };
+            }
+            if e.body != body {
+                return Lookup::OtherBody;
             }
             return match &e.reply {
                 Some(s) => Lookup::Replay(s.clone()),
@@ -421,6 +437,7 @@ impl Replies {
             Entry {
                 method: method.clone(),
                 path: path.to_owned(),
+                body,
                 at: now,
                 seq,
                 reply: None,
@@ -504,8 +521,22 @@ async fn replay_or_run(
         .to_owned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // The body is read here (within the same 1 MiB limit the handlers apply) so that a retry
+    // under the same key with another body is refused rather than answered with the first reply.
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1024 * 1024).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than 1 MiB",
+        )
+        .into_response()
+    })?;
+    let fingerprint: [u8; 32] = Sha256::digest(&bytes).into();
+    let req = Request::from_parts(parts, Body::from(bytes));
     let id = (principal.key_id, key);
-    let lookup = lock(&guard.replies).begin(id.clone(), &method, &path, Instant::now());
+    let lookup =
+        lock(&guard.replies).begin(id.clone(), &method, &path, fingerprint, Instant::now());
     match lookup {
         Lookup::Replay(s) => {
             let mut response = (s.status, s.body).into_response();
@@ -524,6 +555,11 @@ async fn replay_or_run(
         Lookup::Mismatch { method: m, path: p } => Err(ApiError::invalid(
             "Idempotency-Key",
             format!("this Idempotency-Key was used for {m} {p}; use a new key for another request"),
+        )
+        .into_response()),
+        Lookup::OtherBody => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "this Idempotency-Key was used with another body; use a new key for another request",
         )
         .into_response()),
         Lookup::Run => {
@@ -620,11 +656,11 @@ mod tests {
         let t0 = Instant::now();
         let id = (key(1), "a".to_owned());
         assert!(matches!(
-            r.begin(id.clone(), &Method::POST, "/x", t0),
+            r.begin(id.clone(), &Method::POST, "/x", [0; 32], t0),
             Lookup::Run
         ));
         assert!(matches!(
-            r.begin(id.clone(), &Method::POST, "/x", t0),
+            r.begin(id.clone(), &Method::POST, "/x", [0; 32], t0),
             Lookup::InFlight
         ));
         r.finish(
@@ -636,22 +672,26 @@ mod tests {
             }),
         );
         assert!(matches!(
-            r.begin(id.clone(), &Method::POST, "/x", t0),
+            r.begin(id.clone(), &Method::POST, "/x", [0; 32], t0),
             Lookup::Replay(_)
         ));
         assert!(matches!(
-            r.begin(id.clone(), &Method::PATCH, "/x", t0),
+            r.begin(id.clone(), &Method::PATCH, "/x", [0; 32], t0),
             Lookup::Mismatch { .. }
+        ));
+        assert!(matches!(
+            r.begin(id.clone(), &Method::POST, "/x", [1; 32], t0),
+            Lookup::OtherBody
         ));
         let later = t0 + IDEMPOTENCY_TTL + Duration::from_secs(1);
         assert!(matches!(
-            r.begin(id, &Method::PATCH, "/x", later),
+            r.begin(id, &Method::PATCH, "/x", [0; 32], later),
             Lookup::Run
         ));
         assert_eq!(r.bytes, 0);
         for n in 0..(IDEMPOTENCY_MAX_ENTRIES + 5) {
             let id = (key(2), n.to_string());
-            let _ = r.begin(id.clone(), &Method::POST, "/x", later);
+            let _ = r.begin(id.clone(), &Method::POST, "/x", [0; 32], later);
             r.finish(
                 &id,
                 Some(Stored {

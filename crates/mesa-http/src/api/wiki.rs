@@ -149,6 +149,7 @@ async fn list(
 /// `POST /wiki` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WikiPageCreateBody)]
 pub(crate) struct CreateBody {
     /// Slug; derived from the title when absent (collisions get `-2`, `-3`...).
     slug: Option<String>,
@@ -227,6 +228,7 @@ async fn show(
 /// `PATCH /wiki/{slug}` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WikiPagePatchBody)]
 pub(crate) struct PatchBody {
     /// New title.
     title: Option<String>,

@@ -751,7 +751,8 @@ async fn apex_blocks_and_strategy() {
             None,
         )
         .await;
-    assert_eq!(r.json["stats"]["runs"], 1, "{}", r.json);
+    // The run that spent $3, and the CEO's wake-up queued when the issue was created.
+    assert_eq!(r.json["stats"]["runs"], 2, "{}", r.json);
     assert_eq!(r.json["stats"]["cost_usd"], 3.0, "{}", r.json);
 
     let r = app
@@ -1406,7 +1407,51 @@ async fn inbox_lists_assigned_work_and_reviews_in_order() {
     let r = app
         .call(Method::GET, "/api/v1/inbox", Some(&qa), None)
         .await;
-    assert_eq!(keys(&r), vec![review], "QA reviews the engineer's work");
+    assert_eq!(
+        keys(&r),
+        vec![review.clone()],
+        "QA reviews the engineer's work"
+    );
+    let r = app
+        .call(Method::GET, &format!("/api/v1/issues/{review}"), b, None)
+        .await;
+    assert_eq!(
+        r.json["issue"]["submitted_by"],
+        r.json["issue"]["assignee_id"]
+    );
+    assert!(r.json["issue"]["submitted_by"].is_string());
+
+    // The org chart changes during the review: the review moves to the new reviewer's inbox.
+    let designer = app.agent_key("designer").await;
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/agents/founding-engineer",
+            b,
+            Some(json!({"reviewer": "designer", "reason": "design review"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = app
+        .call(Method::GET, "/api/v1/inbox", Some(&designer), None)
+        .await;
+    assert!(keys(&r).contains(&review), "re-routed to the designer");
+    let r = app
+        .call(Method::GET, "/api/v1/inbox", Some(&qa), None)
+        .await;
+    assert!(keys(&r).is_empty(), "QA no longer reviews it");
+    let r = app
+        .call(Method::GET, &format!("/api/v1/issues/{review}"), b, None)
+        .await;
+    let designer_id = app
+        .mesa
+        .find_agent("designer")
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    assert_eq!(r.json["issue"]["reviewer_id"], designer_id.as_str());
+
     let r = app.call(Method::GET, "/api/v1/inbox", b, None).await;
     assert_eq!(
         keys(&r),

@@ -2,10 +2,12 @@
 
 mod agents;
 mod blocks;
+mod conformance;
 mod events;
 mod issues;
 mod issues_extra;
 mod knowledge;
 mod metrics;
 mod rights;
+mod runs;
 mod support;

@@ -249,6 +249,7 @@ fn expected(access: Access, kind: Kind) -> Option<(StatusCode, &'static str)> {
         (Kind::Board, _) => None,
         (_, Access::BoardOnly) => forbidden,
         (Kind::Other, Access::Own | Access::CeoOrBoard) => forbidden,
+        (Kind::Other | Kind::Ceo, Access::OwnStrict) => forbidden,
         (Kind::Agent | Kind::Run, Access::CeoOrBoard) => forbidden,
         _ => None,
     }
@@ -844,6 +845,25 @@ async fn a_retried_write_with_the_same_idempotency_key_returns_the_first_result(
     assert_eq!(issue_count(&app, "Ship the login page").await, 1);
     assert_eq!(app.activity_rows().await, rows, "a replay writes nothing");
 
+    // The same key on the same route with another body is refused, and writes nothing.
+    let changed = post_with_key(
+        &app,
+        &agent,
+        "/api/v1/issues",
+        "create-login-1",
+        &json!({"title": "Ship the signup page", "priority": 2}),
+    )
+    .await;
+    assert_eq!(
+        changed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        changed.json
+    );
+    assert_eq!(changed.json["error"]["field"], "Idempotency-Key");
+    assert_eq!(issue_count(&app, "Ship the signup page").await, 0);
+    assert_eq!(app.activity_rows().await, rows);
+
     // The same key for another request is refused, naming the header.
     let other = post_with_key(
         &app,
@@ -972,7 +992,16 @@ async fn the_rights_layer_refuses_before_the_handler_and_stores_nothing() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json["error"]["code"], "unauthenticated");
+    assert_eq!(r.headers["www-authenticate"], r#"Bearer realm="mesa""#);
     assert_eq!(app.activity_rows().await, rows);
+    let r = app
+        .call(Method::GET, "/api/v1/inbox", Some("mesa_agt_nope"), None)
+        .await;
+    assert_eq!(r.json["error"]["code"], "invalid_token");
+    assert_eq!(
+        r.headers["www-authenticate"],
+        r#"Bearer realm="mesa", error="invalid_token""#
+    );
     // Unknown routes stay 404 for an authenticated caller; the OpenAPI document is public.
     let r = app
         .call(Method::GET, "/api/v1/nope", Some(&agent), None)

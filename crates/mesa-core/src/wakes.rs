@@ -1,0 +1,505 @@
+//! Wake-ups (SPEC §6.1): carrying out the workflow's `Wake`, `NotifyBoard` and `DropQueuedRuns`
+//! effects after an issue write has committed, and the wake-ups the workflow does not decide
+//! (a new assignee set by `PATCH`, a comment by someone else).
+//!
+//! A wake-up becomes a queued run through [`mesa_store::RunStore::enqueue_run`], which merges it
+//! into the queued run of the same (agent, issue, mode) if there is one: that is the
+//! deduplication of §6.1, and, for comments, the 30-second debounce (a comment's run may not
+//! start before 30 s have passed, and the comments of those 30 s merge into it). The scheduler
+//! consumes the queue; nothing here starts a process.
+//!
+//! Rules (written down in `docs/api.md`):
+//! - an agent's own actions never wake it;
+//! - inactive (deactivated) agents are never woken: their runs would wait forever;
+//! - paused agents (`paused_until`, a budget or quota pause) are woken: the run waits in the
+//!   queue until the pause ends, as §6.2 says queued runs do;
+//! - a wake-up that cannot be enqueued never fails the request that caused it: the issue change
+//!   has committed, so the failure is logged and the request succeeds.
+
+use std::time::Duration;
+
+use mesa_domain::entity::{Agent, Issue, Run};
+use mesa_domain::{
+    Actor, AgentId, DomainEvent, IssueKey, IssueStatus, RunMode, RunTrigger, Timestamp,
+};
+use mesa_store::{CancelQueuedRuns, EnqueueOutcome, NewRunRecord, QueuedRuns};
+use mesa_workflow::approval::ApprovalEffect;
+use mesa_workflow::issue::IssueEffect;
+
+use crate::error::Result;
+use crate::mesa::Mesa;
+
+/// How long a comment's wake-up waits for further comments (SPEC §6.1).
+pub const COMMENT_DEBOUNCE: Duration = Duration::from_secs(30);
+
+/// A wake-up about to be enqueued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wake {
+    /// Who.
+    pub(crate) agent: AgentId,
+    /// For which issue, if any.
+    pub(crate) issue_key: Option<IssueKey>,
+    /// Why.
+    pub(crate) trigger: RunTrigger,
+    /// The run's mode ([`mode_for`] the trigger unless the caller knows better).
+    pub(crate) mode: RunMode,
+    /// Queue order: the issue's priority (0 without an issue).
+    pub(crate) priority: i64,
+    /// Earliest start (the comment debounce).
+    pub(crate) not_before: Option<Timestamp>,
+}
+
+impl Wake {
+    /// A wake-up of `agent` for `issue`.
+    pub(crate) fn for_issue(agent: AgentId, issue: &Issue, trigger: RunTrigger) -> Self {
+        Wake {
+            agent,
+            issue_key: Some(issue.key.clone()),
+            trigger,
+            mode: mode_for(trigger, true),
+            priority: i64::from(issue.priority.get()),
+            not_before: None,
+        }
+    }
+}
+
+/// The run mode a trigger asks for: a review when review was requested, the scheduled modes
+/// for heartbeats, crons and audits, else work on the issue (a heartbeat without one).
+pub(crate) const fn mode_for(trigger: RunTrigger, has_issue: bool) -> RunMode {
+    match trigger {
+        RunTrigger::ReviewRequested => RunMode::Review,
+        RunTrigger::Heartbeat => RunMode::Heartbeat,
+        RunTrigger::Cron => RunMode::Cron,
+        RunTrigger::Audit => RunMode::Audit,
+        _ if has_issue => RunMode::Task,
+        _ => RunMode::Heartbeat,
+    }
+}
+
+/// Why a wake-up is not enqueued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// The agent caused it (§6.1: an agent's own actions never wake it).
+    OwnAction,
+    /// The agent is deactivated.
+    Inactive,
+}
+
+/// Whether a wake-up of `agent` caused by `actor` is skipped, and why.
+pub(crate) fn skip(agent: &Agent, actor: &Actor) -> Option<Skip> {
+    if actor.agent_id() == Some(agent.id) {
+        Some(Skip::OwnAction)
+    } else if !agent.config.active {
+        Some(Skip::Inactive)
+    } else {
+        None
+    }
+}
+
+/// Whom a comment by `actor` on `issue` wakes: the assignee, while the issue is in its hands
+/// (`todo`, `in_progress`, `blocked`), unless the assignee wrote it. A comment on an issue in
+/// review wakes nobody (the review run reads the comments), nor does one on a finished issue.
+pub(crate) fn comment_wake(issue: &Issue, actor: &Actor) -> Option<AgentId> {
+    let in_hand = matches!(
+        issue.status,
+        IssueStatus::Todo | IssueStatus::InProgress | IssueStatus::Blocked
+    );
+    issue
+        .assignee_id
+        .filter(|a| in_hand && !issue.deleted && actor.agent_id() != Some(*a))
+}
+
+/// Whom an edit that changed the assignee from `before` wakes: the new assignee of a
+/// non-terminal issue, unless it made the change itself.
+pub(crate) fn assignment_wake(
+    before: Option<AgentId>,
+    issue: &Issue,
+    actor: &Actor,
+) -> Option<AgentId> {
+    issue.assignee_id.filter(|a| {
+        before != Some(*a)
+            && !issue.status.is_terminal()
+            && !issue.deleted
+            && actor.agent_id() != Some(*a)
+    })
+}
+
+impl Mesa {
+    /// Carries out the wake-ups, board notifications and queue clean-up of a committed issue
+    /// transition (the other effects were applied to the row before the write). Never fails:
+    /// the change has committed, so a failure here is logged.
+    pub(crate) async fn carry_out_issue_effects(
+        &self,
+        actor: &Actor,
+        issue: &Issue,
+        effects: &[IssueEffect],
+    ) {
+        for effect in effects {
+            match effect {
+                IssueEffect::Wake { agent, trigger } => {
+                    self.wake_quietly(actor, Wake::for_issue(*agent, issue, *trigger))
+                        .await;
+                }
+                IssueEffect::NotifyBoard { message } => {
+                    self.notify_board(message.clone(), Some(issue.key.clone()));
+                }
+                IssueEffect::DropQueuedRuns => {
+                    let reason = format!("{} is {}", issue.key, issue.status);
+                    if let Err(e) = self
+                        .cancel_queued(actor, QueuedRuns::Issue(issue.key.clone()), reason)
+                        .await
+                    {
+                        tracing::error!(error = ?e, issue = %issue.key,
+                            "could not cancel the queued runs of a finished issue");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Carries out the wake-up (of the requester, trigger `approval_resolved`) and board
+    /// notifications of a committed approval transition. Never fails (see above).
+    pub(crate) async fn carry_out_approval_effects(
+        &self,
+        actor: &Actor,
+        effects: &[ApprovalEffect],
+    ) {
+        for effect in effects {
+            match effect {
+                ApprovalEffect::Wake { agent, trigger } => {
+                    let wake = Wake {
+                        agent: *agent,
+                        issue_key: None,
+                        trigger: *trigger,
+                        mode: mode_for(*trigger, false),
+                        priority: 0,
+                        not_before: None,
+                    };
+                    self.wake_quietly(actor, wake).await;
+                }
+                ApprovalEffect::NotifyBoard { message } => self.notify_board(message.clone(), None),
+                _ => {}
+            }
+        }
+    }
+
+    /// Publishes a `BoardNotification` (SSE now; Telegram and Discord subscribe later).
+    pub(crate) fn notify_board(&self, message: String, issue_key: Option<IssueKey>) {
+        self.publish([DomainEvent::BoardNotification { message, issue_key }]);
+    }
+
+    /// Wakes the assignee of `issue` after a comment by `actor` (debounced), if it should be.
+    pub(crate) async fn wake_on_comment(&self, actor: &Actor, issue: &Issue) {
+        if let Some(agent) = comment_wake(issue, actor) {
+            let mut wake = Wake::for_issue(agent, issue, RunTrigger::Comment);
+            wake.not_before = Some(self.now() + COMMENT_DEBOUNCE);
+            self.wake_quietly(actor, wake).await;
+        }
+    }
+
+    /// Wakes the new assignee after an edit changed the assignee from `before`.
+    pub(crate) async fn wake_on_assignment(
+        &self,
+        actor: &Actor,
+        before: Option<AgentId>,
+        issue: &Issue,
+    ) {
+        if let Some(agent) = assignment_wake(before, issue, actor) {
+            self.wake_quietly(actor, Wake::for_issue(agent, issue, RunTrigger::Assigned))
+                .await;
+        }
+    }
+
+    /// [`Mesa::enqueue_wake`], logging a failure instead of returning it.
+    async fn wake_quietly(&self, actor: &Actor, wake: Wake) {
+        let (agent, trigger) = (wake.agent, wake.trigger);
+        if let Err(e) = self.enqueue_wake(actor, wake).await {
+            tracing::error!(error = ?e, %agent, trigger = trigger.as_str(),
+                "a wake-up could not be enqueued");
+        }
+    }
+
+    /// Enqueues a wake-up (merging into the queued run of the same agent, issue and mode) and
+    /// publishes `RunQueued`. `Ok(None)` when the wake-up is skipped (see [`skip`]).
+    pub(crate) async fn enqueue_wake(
+        &self,
+        actor: &Actor,
+        wake: Wake,
+    ) -> Result<Option<EnqueueOutcome>> {
+        let agent = match self.roster().await?.iter().find(|a| a.id == wake.agent) {
+            Some(a) => a.clone(),
+            None => self.inner.store.agent(wake.agent).await?,
+        };
+        if let Some(why) = skip(&agent, actor) {
+            tracing::debug!(agent = %agent.slug, trigger = wake.trigger.as_str(), ?why,
+                "wake-up skipped");
+            return Ok(None);
+        }
+        Ok(Some(self.enqueue_for(actor, &agent, wake).await?))
+    }
+
+    /// Enqueues a wake-up of `agent` without the skip rules (callers checked them).
+    pub(crate) async fn enqueue_for(
+        &self,
+        actor: &Actor,
+        agent: &Agent,
+        wake: Wake,
+    ) -> Result<EnqueueOutcome> {
+        let mode = wake.mode;
+        let on = wake
+            .issue_key
+            .as_ref()
+            .map_or_else(String::new, |k| format!(" on {k}"));
+        let activity = self.activity(
+            actor,
+            "run.queued",
+            "agent",
+            agent.slug.as_str(),
+            format!(
+                "queued a {mode} run of {}{on} ({})",
+                agent.slug,
+                wake.trigger.as_str()
+            ),
+            serde_json::json!({
+                "issue_key": wake.issue_key,
+                "mode": mode,
+                "trigger": wake.trigger,
+            }),
+        );
+        let outcome = self
+            .inner
+            .store
+            .enqueue_run(NewRunRecord {
+                id: Self::new_id(),
+                agent_id: agent.id,
+                issue_key: wake.issue_key,
+                mode,
+                trigger: wake.trigger,
+                runner: agent.config.runner,
+                model: agent.config.model.clone(),
+                priority: wake.priority,
+                not_before: wake.not_before,
+                queued_at: self.now(),
+                activity: vec![activity],
+            })
+            .await?;
+        self.publish([DomainEvent::RunQueued(Box::new(outcome.run.clone()))]);
+        Ok(outcome)
+    }
+
+    /// Cancels queued runs and publishes `RunFinished` for each; returns them.
+    pub(crate) async fn cancel_queued(
+        &self,
+        actor: &Actor,
+        runs: QueuedRuns,
+        reason: String,
+    ) -> Result<Vec<Run>> {
+        let (entity, id) = match &runs {
+            QueuedRuns::Run(id) => ("run", id.to_string()),
+            QueuedRuns::Issue(key) => ("issue", key.to_string()),
+        };
+        let activity = self.activity(
+            actor,
+            "run.cancelled",
+            entity,
+            id.clone(),
+            format!("cancelled queued runs of {entity} {id}: {reason}"),
+            serde_json::json!({ "reason": reason }),
+        );
+        let cancelled = self
+            .inner
+            .store
+            .cancel_queued_runs(CancelQueuedRuns {
+                runs,
+                reason,
+                at: self.now(),
+                activity: vec![activity],
+            })
+            .await?;
+        self.publish(
+            cancelled
+                .iter()
+                .map(|r| DomainEvent::RunFinished(Box::new(r.clone()))),
+        );
+        if cancelled.iter().any(|r| r.mode == RunMode::Audit) {
+            self.settle_cancelled_audits(&cancelled).await?;
+        }
+        Ok(cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesa_domain::entity::AgentConfig;
+    use mesa_domain::{IssueId, Markdown, Priority, Slug, Stages, Title, Version};
+
+    fn id(n: u128) -> AgentId {
+        AgentId::from(uuid::Uuid::from_u128(n))
+    }
+
+    fn agent(n: u128, active: bool) -> Agent {
+        let mut config = AgentConfig::new(
+            mesa_domain::Name::parse("Eng").unwrap(),
+            Slug::parse("backend").unwrap(),
+            mesa_domain::RunnerKind::Noop,
+            mesa_domain::WorkingDir::parse("/tmp").unwrap(),
+        );
+        config.active = active;
+        Agent {
+            id: id(n),
+            slug: Slug::parse("eng").unwrap(),
+            config,
+            paused_until: None,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            version: Version(1),
+        }
+    }
+
+    fn issue(status: IssueStatus, assignee: Option<AgentId>) -> Issue {
+        Issue {
+            id: IssueId::from(uuid::Uuid::from_u128(9)),
+            key: IssueKey::parse("MESA-1").unwrap(),
+            title: Title::parse("Fix it").unwrap(),
+            description: Markdown::parse("").unwrap(),
+            issue_type: mesa_domain::IssueType::Task,
+            status,
+            priority: Priority::new(3).unwrap(),
+            assignee_id: assignee,
+            submitted_by: None,
+            reviewer_id: None,
+            parent_key: None,
+            work_block_id: None,
+            labels: Vec::new(),
+            stages: Stages::empty(),
+            current_stage: None,
+            branch: None,
+            started_at: None,
+            completed_at: None,
+            cancellation_reason: None,
+            created_by: "board".into(),
+            run_count: 0,
+            status_changed_at: Timestamp::from_millis(0),
+            deleted: false,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            version: Version(1),
+        }
+    }
+
+    fn as_agent(n: u128) -> Actor {
+        Actor::Agent {
+            id: id(n),
+            slug: Slug::parse("someone").unwrap(),
+        }
+    }
+
+    #[test]
+    fn triggers_choose_the_mode() {
+        assert_eq!(mode_for(RunTrigger::ReviewRequested, true), RunMode::Review);
+        for t in [
+            RunTrigger::Assigned,
+            RunTrigger::IssueCreated,
+            RunTrigger::ChangesRequested,
+            RunTrigger::Unblocked,
+            RunTrigger::Reopened,
+            RunTrigger::Comment,
+            RunTrigger::Manual,
+        ] {
+            assert_eq!(mode_for(t, true), RunMode::Task, "{t}");
+        }
+        assert_eq!(mode_for(RunTrigger::Manual, false), RunMode::Heartbeat);
+        assert_eq!(mode_for(RunTrigger::Audit, false), RunMode::Audit);
+        assert_eq!(mode_for(RunTrigger::Cron, false), RunMode::Cron);
+    }
+
+    #[test]
+    fn reviews_queue_before_new_work() {
+        assert!(
+            RunTrigger::ReviewRequested.queue_rank() < RunTrigger::Assigned.queue_rank(),
+            "SPEC §6.2"
+        );
+    }
+
+    #[test]
+    fn own_actions_and_inactive_agents_are_skipped() {
+        let a = agent(1, true);
+        assert_eq!(skip(&a, &as_agent(1)), Some(Skip::OwnAction));
+        assert_eq!(skip(&a, &as_agent(2)), None);
+        assert_eq!(skip(&a, &Actor::board("b")), None);
+        assert_eq!(
+            skip(&agent(1, false), &Actor::board("b")),
+            Some(Skip::Inactive)
+        );
+    }
+
+    #[test]
+    fn comments_wake_the_assignee_while_the_issue_is_in_its_hands() {
+        let board = Actor::board("b");
+        for status in [
+            IssueStatus::Todo,
+            IssueStatus::InProgress,
+            IssueStatus::Blocked,
+        ] {
+            assert_eq!(
+                comment_wake(&issue(status, Some(id(1))), &board),
+                Some(id(1))
+            );
+            assert_eq!(
+                comment_wake(&issue(status, Some(id(1))), &as_agent(2)),
+                Some(id(1))
+            );
+            assert_eq!(
+                comment_wake(&issue(status, Some(id(1))), &as_agent(1)),
+                None
+            );
+        }
+        for status in [
+            IssueStatus::InReview,
+            IssueStatus::BoardReview,
+            IssueStatus::Done,
+            IssueStatus::Cancelled,
+        ] {
+            assert_eq!(
+                comment_wake(&issue(status, Some(id(1))), &board),
+                None,
+                "{status}"
+            );
+        }
+        assert_eq!(comment_wake(&issue(IssueStatus::Todo, None), &board), None);
+    }
+
+    #[test]
+    fn a_new_assignee_is_woken_unless_it_assigned_itself() {
+        let board = Actor::board("b");
+        let todo = issue(IssueStatus::Todo, Some(id(1)));
+        assert_eq!(assignment_wake(None, &todo, &board), Some(id(1)));
+        assert_eq!(assignment_wake(Some(id(2)), &todo, &board), Some(id(1)));
+        assert_eq!(
+            assignment_wake(Some(id(1)), &todo, &board),
+            None,
+            "unchanged"
+        );
+        assert_eq!(assignment_wake(None, &todo, &as_agent(1)), None, "self");
+        let done = issue(IssueStatus::Done, Some(id(1)));
+        assert_eq!(assignment_wake(None, &done, &board), None);
+        assert_eq!(
+            assignment_wake(Some(id(1)), &issue(IssueStatus::Todo, None), &board),
+            None
+        );
+    }
+
+    #[test]
+    fn an_issue_wake_carries_its_priority() {
+        let w = Wake::for_issue(
+            id(1),
+            &issue(IssueStatus::InReview, None),
+            RunTrigger::ReviewRequested,
+        );
+        assert_eq!(w.priority, 3);
+        assert_eq!(w.mode, RunMode::Review);
+        assert_eq!(w.issue_key.as_ref().map(IssueKey::as_str), Some("MESA-1"));
+    }
+}
