@@ -149,6 +149,10 @@ impl Mesa {
                 holder = Some(*a);
             }
         }
+        let wake = self
+            .creation_wake(actor, &transition.effects, i64::from(new.priority.get()))
+            .await?;
+        let run_id = wake.as_ref().map(|w| w.id);
         let record = NewIssueRecord {
             id: Self::new_id(),
             prefix,
@@ -171,6 +175,7 @@ impl Mesa {
                 format!("created issue \"{}\"", new.title),
                 serde_json::json!({ "assignee": holder }),
             )],
+            wake,
         };
         let issue = store.create_issue(record).await.map_err(|e| match e {
             StoreError::NotFound {
@@ -187,8 +192,19 @@ impl Mesa {
             other => other.into(),
         })?;
         self.publish([DomainEvent::IssueCreated(Box::new(issue.clone()))]);
-        self.carry_out_issue_effects(actor, &issue, &transition.effects)
-            .await;
+        if let Some(run) = run_id {
+            match store.run(run).await {
+                Ok(run) => self.publish([DomainEvent::RunQueued(Box::new(run))]),
+                Err(err) => tracing::warn!(error = %err, "could not read a queued run back"),
+            }
+        }
+        // The wake-up was queued with the issue; the other effects follow the commit.
+        let rest: Vec<IssueEffect> = transition
+            .effects
+            .into_iter()
+            .filter(|e| !matches!(e, IssueEffect::Wake { .. }))
+            .collect();
+        self.carry_out_issue_effects(actor, &issue, &rest).await;
         self.view(issue).await
     }
 
@@ -769,6 +785,7 @@ impl Mesa {
             ..IssueFilter::default()
         };
         let mut routes = Vec::new();
+        let mut moved = Vec::new();
         let mut cursor = None;
         loop {
             let page = self
@@ -783,6 +800,9 @@ impl Mesa {
                 let reviewer = self.reviewer_of(&issue).await?;
                 if reviewer != issue.reviewer_id {
                     routes.push((issue.id, reviewer));
+                    if !only_missing {
+                        moved.push((issue, reviewer));
+                    }
                 }
             }
             match page.next_cursor {
@@ -790,7 +810,13 @@ impl Mesa {
                 None => break,
             }
         }
-        Ok(self.inner.store.set_reviewers(&routes).await?)
+        self.inner.store.set_reviewers(&routes).await?;
+        // After the commit: the queued review follows its new reviewer (`wakes.rs`). Filling
+        // in missing reviewers at start-up wakes nobody.
+        for (issue, reviewer) in moved {
+            self.reroute_review(&issue, reviewer).await;
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use mesa_domain::entity::Issue;
 use mesa_domain::{Actor, DomainEvent, IssueKey, IssueStatus, Title};
-use mesa_store::{IssueFilter, PageRequest};
 use mesa_workflow::issue::{self as flow, IssueCommand};
 
 use crate::error::Result;
@@ -21,7 +20,11 @@ pub const MAX_SIMILAR: usize = 20;
 pub const DELETED_REASON: &str = "deleted by the board";
 
 /// How many full-text candidates are considered.
-const FTS_CANDIDATES: u32 = 100;
+pub(crate) const FTS_CANDIDATES: u32 = 100;
+
+/// How many open issues, at most, have their titles scored against the wanted title (the
+/// store's trigram candidates, best first). Bounds the work of one search at any scale.
+pub(crate) const TITLE_CANDIDATES: u32 = 500;
 
 /// Words too common to say two issues are about the same thing.
 const STOP_WORDS: &[&str] = &[
@@ -45,11 +48,16 @@ pub struct SimilarIssue {
 }
 
 impl Mesa {
-    /// Issues whose title is close to `title` (normalized Levenshtein ≥ 0.7 over every open
-    /// issue) or that the full-text index matches on most of the title's words (any status),
-    /// best score first, at most [`MAX_SIMILAR`]. Soft-deleted issues are never returned.
+    /// Issues whose title is close to `title` (normalized Levenshtein ≥ 0.7 among open issues)
+    /// or that the full-text index matches on most of the title's words (any status), best
+    /// score first, at most [`MAX_SIMILAR`]. Soft-deleted issues are never returned.
     /// Matching uses the title; `description` is accepted for callers that have one and is not
     /// used to rank.
+    ///
+    /// The work is bounded whatever the number of issues: titles are scored among at most
+    /// `TITLE_CANDIDATES` (500) open issues the store finds through shared character
+    /// trigrams (its distinctive ones in full, common ones only in recent titles, the equal
+    /// title always), and full-text matches among `FTS_CANDIDATES` (100); see `docs/api.md`.
     pub async fn similar_issues(
         &self,
         title: &Title,
@@ -58,13 +66,16 @@ impl Mesa {
         let store = &self.inner.store;
         let wanted = normalize(title.as_str());
         let terms = significant_terms(&wanted);
-        // key -> (issue, full-text match, full-text rank)
-        let mut candidates: HashMap<IssueKey, (Issue, bool, usize)> = HashMap::new();
+        // key -> (near-duplicate, full-text rank)
+        let mut found: HashMap<IssueKey, (SimilarIssue, usize)> = HashMap::new();
         if !terms.is_empty() {
             let hits = store
                 .search_issues(&terms.join(" "), FTS_CANDIDATES)
                 .await?;
             for (rank, issue) in hits.into_iter().enumerate() {
+                if issue.deleted {
+                    continue;
+                }
                 let words = words_of(&issue);
                 let matched = terms
                     .iter()
@@ -72,54 +83,42 @@ impl Mesa {
                     .count();
                 // A hit on one common word of five is not a near-duplicate.
                 if matched * 2 >= terms.len() {
-                    candidates.insert(issue.key.clone(), (issue, true, rank));
-                }
-            }
-        }
-        let filter = IssueFilter {
-            statuses: IssueStatus::ALL
-                .iter()
-                .copied()
-                .filter(|s| !s.is_terminal())
-                .collect(),
-            ..IssueFilter::default()
-        };
-        let mut cursor = None;
-        loop {
-            let page = store
-                .list_issues(&filter, &PageRequest::new(Some(500), cursor))
-                .await?;
-            for issue in page.items {
-                candidates
-                    .entry(issue.key.clone())
-                    .or_insert((issue, false, usize::MAX));
-            }
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        let mut found: Vec<(SimilarIssue, usize)> = candidates
-            .into_values()
-            .filter(|(issue, _, _)| !issue.deleted)
-            .filter_map(|(issue, text_match, rank)| {
-                let theirs = normalize(issue.title.as_str());
-                if !text_match && !may_reach_threshold(&wanted, &theirs) {
-                    return None;
-                }
-                let score = similarity(&wanted, &theirs);
-                (score >= SIMILARITY_THRESHOLD || text_match).then_some((
-                    SimilarIssue {
-                        key: issue.key,
+                    let score = similarity(&wanted, &normalize(issue.title.as_str()));
+                    let near = SimilarIssue {
+                        key: issue.key.clone(),
                         title: issue.title,
                         status: issue.status,
                         score,
-                        text_match,
-                    },
-                    rank,
-                ))
-            })
-            .collect();
+                        text_match: true,
+                    };
+                    found.insert(issue.key, (near, rank));
+                }
+            }
+        }
+        for candidate in store
+            .similar_title_candidates(&wanted, TITLE_CANDIDATES)
+            .await?
+        {
+            if found.contains_key(&candidate.key) {
+                continue;
+            }
+            let theirs = normalize(candidate.title.as_str());
+            if !may_reach_threshold(&wanted, &theirs) {
+                continue;
+            }
+            let score = similarity(&wanted, &theirs);
+            if score >= SIMILARITY_THRESHOLD {
+                let near = SimilarIssue {
+                    key: candidate.key.clone(),
+                    title: candidate.title,
+                    status: candidate.status,
+                    score,
+                    text_match: false,
+                };
+                found.insert(candidate.key, (near, usize::MAX));
+            }
+        }
+        let mut found: Vec<(SimilarIssue, usize)> = found.into_values().collect();
         found.sort_by(|(a, ra), (b, rb)| {
             b.score
                 .total_cmp(&a.score)
@@ -285,7 +284,47 @@ fn words_of(issue: &Issue) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The length bound only skips pairs that could not reach the threshold.
+        #[test]
+        fn the_length_bound_never_excludes_a_near_duplicate(
+            a in "[ab ]{0,16}",
+            b in "[ab ]{0,16}",
+        ) {
+            if similarity(&a, &b) >= SIMILARITY_THRESHOLD {
+                prop_assert!(may_reach_threshold(&a, &b), "{a:?} {b:?}");
+            }
+        }
+
+        /// Same, for titles made from each other by a few edits (most pass the threshold).
+        #[test]
+        fn the_length_bound_keeps_edited_titles(
+            a in "[a-z0-9 ]{1,40}",
+            edits in proptest::collection::vec((any::<u16>(), 0u8..3, "[a-z ]"), 0..8),
+        ) {
+            let mut b: Vec<char> = a.chars().collect();
+            for (at, kind, c) in edits {
+                let c = c.chars().next().unwrap_or('x');
+                let i = usize::from(at) % (b.len() + 1);
+                match kind {
+                    0 => b.insert(i, c),
+                    1 if i < b.len() => {
+                        b.remove(i);
+                    }
+                    _ if i < b.len() => b[i] = c,
+                    _ => b.push(c),
+                }
+            }
+            let b: String = b.into_iter().collect();
+            if similarity(&a, &b) >= SIMILARITY_THRESHOLD {
+                prop_assert!(may_reach_threshold(&a, &b), "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn similarity_is_normalized_levenshtein() {

@@ -20,11 +20,15 @@ use std::time::Duration;
 
 use mesa_domain::entity::{Agent, Issue, Run};
 use mesa_domain::{
-    Actor, AgentId, DomainEvent, IssueKey, IssueStatus, RunMode, RunTrigger, Timestamp,
+    Actor, AgentId, CommentKind, DomainEvent, IssueKey, IssueStatus, RunMode, RunStatus,
+    RunTrigger, Timestamp,
 };
-use mesa_store::{CancelQueuedRuns, EnqueueOutcome, NewRunRecord, QueuedRuns};
+use mesa_store::{
+    CancelQueuedRuns, EnqueueOutcome, NewComment, NewRunRecord, PageRequest, QueuedRuns, RunFilter,
+};
 use mesa_workflow::approval::ApprovalEffect;
-use mesa_workflow::issue::IssueEffect;
+use mesa_workflow::guard::{WakeGuard, runaway_guard};
+use mesa_workflow::issue::{IssueEffect, IssueSnapshot};
 
 use crate::error::Result;
 use crate::mesa::Mesa;
@@ -198,6 +202,46 @@ impl Mesa {
         }
     }
 
+    /// Moves the review of `issue` to `reviewer` after the org chart changed: the previous
+    /// reviewer's queued review run is cancelled, the new reviewer gets one
+    /// (`review_requested`). Never fails (see above).
+    pub(crate) async fn reroute_review(&self, issue: &Issue, reviewer: Option<AgentId>) {
+        if let Some(old) = issue.reviewer_id.filter(|old| Some(*old) != reviewer) {
+            let filter = RunFilter {
+                agent: Some(old),
+                issue: Some(issue.key.clone()),
+                statuses: vec![RunStatus::Queued],
+            };
+            let queued = match self
+                .inner
+                .store
+                .list_runs(&filter, &PageRequest::new(Some(10), None))
+                .await
+            {
+                Ok(page) => page.items,
+                Err(e) => {
+                    tracing::error!(error = ?e, issue = %issue.key,
+                        "could not read the previous reviewer's queued runs");
+                    Vec::new()
+                }
+            };
+            for run in queued.into_iter().filter(|r| r.mode == RunMode::Review) {
+                let reason = format!("the review of {} moved to another reviewer", issue.key);
+                if let Err(e) = self
+                    .cancel_queued(&Actor::System, QueuedRuns::Run(run.id), reason)
+                    .await
+                {
+                    tracing::error!(error = ?e, run = %run.id,
+                        "could not cancel the previous reviewer's queued review");
+                }
+            }
+        }
+        if let Some(agent) = reviewer {
+            let wake = Wake::for_issue(agent, issue, RunTrigger::ReviewRequested);
+            self.wake_quietly(&Actor::System, wake).await;
+        }
+    }
+
     /// Wakes the new assignee after an edit changed the assignee from `before`.
     pub(crate) async fn wake_on_assignment(
         &self,
@@ -236,7 +280,158 @@ impl Mesa {
                 "wake-up skipped");
             return Ok(None);
         }
+        // The board's own decisions (unblock, requeue, a comment) override the runaway guard:
+        // each grants the issue one more run.
+        if let Some(key) = &wake.issue_key
+            && !actor.is_board()
+            && !self.runaway_allows(&agent, key).await?
+        {
+            return Ok(None);
+        }
         Ok(Some(self.enqueue_for(actor, &agent, wake).await?))
+    }
+
+    /// The runaway guard (SPEC §2) for a wake-up of `agent` on issue `key`: `true` to enqueue
+    /// it. Once the issue has had `max_runs_per_issue` counted runs, the wake-up blocks the issue
+    /// instead (in review: adds a system comment), tells the board and drops its queued runs.
+    /// Terminal issues are never woken for.
+    async fn runaway_allows(&self, agent: &Agent, key: &IssueKey) -> Result<bool> {
+        let issue = self.inner.store.issue(key).await?;
+        let max = self
+            .inner
+            .settings
+            .read()
+            .await
+            .max_runs_per_issue(self.inner.config.max_runs_per_issue);
+        let now = self.now();
+        let snapshot = IssueSnapshot::from_issue(&issue);
+        let effects = match runaway_guard(&snapshot, max, agent.config.runner.is_free(), now) {
+            WakeGuard::Proceed { .. } => return Ok(true),
+            WakeGuard::Block(t) => {
+                let mut next = issue.clone();
+                let mut comments = Vec::new();
+                self.apply_effects(&Actor::System, &mut next, &t.effects, &mut comments);
+                next.status = t.to;
+                next.status_changed_at = now;
+                next.updated_at = now;
+                let activity = self.activity(
+                    &Actor::System,
+                    t.activity.action,
+                    "issue",
+                    key.as_str(),
+                    t.activity.summary.clone(),
+                    serde_json::json!({ "from": issue.status, "to": t.to, "guard": "runaway" }),
+                );
+                self.write_issue(issue.clone(), next, comments, vec![activity])
+                    .await?;
+                t.effects
+            }
+            WakeGuard::Suppress(effects) => {
+                for effect in &effects {
+                    if let IssueEffect::AddComment { kind, body } = effect {
+                        self.system_comment(key, *kind, body).await?;
+                    }
+                }
+                effects
+            }
+        };
+        for effect in &effects {
+            match effect {
+                IssueEffect::NotifyBoard { message } => {
+                    self.notify_board(message.clone(), Some(key.clone()));
+                }
+                IssueEffect::DropQueuedRuns => {
+                    let reason = format!("the runaway guard stopped {key}");
+                    self.cancel_queued(&Actor::System, QueuedRuns::Issue(key.clone()), reason)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        tracing::info!(issue = %key, agent = %agent.slug, run_count = issue.run_count, max,
+            "runaway guard: wake-up not queued");
+        Ok(false)
+    }
+
+    /// Stores a comment by Mesa itself and publishes it.
+    async fn system_comment(&self, key: &IssueKey, kind: CommentKind, body: &str) -> Result<()> {
+        let comment = NewComment {
+            id: Self::new_id(),
+            issue_key: key.clone(),
+            author_agent_id: None,
+            author: Actor::System.to_string(),
+            kind,
+            body: body.to_owned(),
+            created_at: self.now(),
+        };
+        let activity = self.activity(
+            &Actor::System,
+            "comment.created",
+            "issue",
+            key.as_str(),
+            format!("{kind} on {key}"),
+            serde_json::json!({ "comment_id": comment.id, "kind": kind }),
+        );
+        let stored = self
+            .inner
+            .store
+            .add_comment(comment, vec![activity])
+            .await?;
+        self.publish([DomainEvent::CommentCreated(Box::new(stored))]);
+        Ok(())
+    }
+
+    /// The wake-up a new issue's creation asks for (the workflow's `Wake` effect), as a run
+    /// record the store queues in the creation's own transaction; `None` when the skip rules
+    /// say no. A new issue has had no run, so the runaway guard never applies.
+    pub(crate) async fn creation_wake(
+        &self,
+        actor: &Actor,
+        effects: &[IssueEffect],
+        priority: i64,
+    ) -> Result<Option<NewRunRecord>> {
+        let Some((agent, trigger)) = effects.iter().find_map(|e| match e {
+            IssueEffect::Wake { agent, trigger } => Some((*agent, *trigger)),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let agent = match self.roster().await?.iter().find(|a| a.id == agent) {
+            Some(a) => a.clone(),
+            None => self.inner.store.agent(agent).await?,
+        };
+        if let Some(why) = skip(&agent, actor) {
+            tracing::debug!(agent = %agent.slug, trigger = trigger.as_str(), ?why,
+                "wake-up skipped");
+            return Ok(None);
+        }
+        let mode = mode_for(trigger, true);
+        // Filed under the new issue: the store gives the row the key it allocates.
+        let activity = self.activity(
+            actor,
+            "run.queued",
+            "issue",
+            "",
+            format!(
+                "queued a {mode} run of {} ({})",
+                agent.slug,
+                trigger.as_str()
+            ),
+            serde_json::json!({ "agent": agent.slug, "mode": mode, "trigger": trigger }),
+        );
+        Ok(Some(NewRunRecord {
+            id: Self::new_id(),
+            agent_id: agent.id,
+            issue_key: None,
+            mode,
+            trigger,
+            runner: agent.config.runner,
+            model: agent.config.model.clone(),
+            priority,
+            not_before: None,
+            queued_at: self.now(),
+            activity: vec![activity],
+        }))
     }
 
     /// Enqueues a wake-up of `agent` without the skip rules (callers checked them).

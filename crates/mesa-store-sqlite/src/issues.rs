@@ -15,8 +15,9 @@ use mesa_domain::{
     Markdown, Name, Priority, Stage, Stages, Title, Version, WorkBlockId, WorkBlockStatus,
 };
 use mesa_store::{
-    CheckoutOutcome, CheckoutRequest, Created, InboxOwner, IssueFilter, IssueStore, IssueWrite,
-    LabelStore, NewComment, NewIssueRecord, Page, PageRequest, Result, StoreError, Versioned,
+    CheckoutOutcome, CheckoutRequest, Created, InboxOwner, IssueFilter, IssueStore, IssueTitle,
+    IssueWrite, LabelStore, NewComment, NewIssueRecord, Page, PageRequest, Result, StoreError,
+    Versioned,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -224,15 +225,6 @@ fn fts_all_prefixes(terms: &[String]) -> String {
         .map(|t| format!("\"{t}\"*"))
         .collect::<Vec<_>>()
         .join(" AND ")
-}
-
-/// An FTS5 query matching documents that contain any term as a word prefix.
-fn fts_any_prefix(terms: &[String]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("\"{t}\"*"))
-        .collect::<Vec<_>>()
-        .join(" OR ")
 }
 
 /// What the text filter of a list turns into.
@@ -449,6 +441,7 @@ pub(crate) async fn create_one(tx: &mut SqliteConnection, new: NewIssueRecord) -
         created_by,
         created_at,
         mut activity,
+        wake,
     } = new;
     let title_norm = title.normalized();
 
@@ -516,6 +509,11 @@ pub(crate) async fn create_one(tx: &mut SqliteConnection, new: NewIssueRecord) -
     unique_labels.dedup();
     write_labels(&mut *tx, id, &unique_labels).await?;
 
+    if let Some(mut run) = wake {
+        run.issue_key = Some(key.clone());
+        crate::runs::insert_queued_run(&mut *tx, &run).await?;
+        activity.append(&mut run.activity);
+    }
     for row in &mut activity {
         if row.entity_id.is_empty() {
             row.entity_id = key.to_string();
@@ -842,22 +840,15 @@ impl IssueStore for SqliteStore {
     }
 
     async fn search_issues(&self, query: &str, limit: u32) -> Result<Vec<Issue>> {
-        let terms = fts_terms(query);
-        if terms.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Title words weigh four times description words; the key column is not indexed.
-        let rows: Vec<IssueRow> = sqlx::query_as(issue_select!(
-            "JOIN (SELECT rowid AS hit, bm25(issues_fts, 0.0, 4.0, 1.0) AS score FROM issues_fts \
-             WHERE issues_fts MATCH ?) AS f ON f.hit = issues.rowid \
-             WHERE issues.deleted = 0 ORDER BY f.score, issues.created_at DESC LIMIT ?"
-        ))
-        .bind(fts_any_prefix(&terms))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(backend)?;
-        rows.into_iter().map(decode_issue).collect()
+        crate::similar::text_candidates(&self.reader, &fts_terms(query), limit).await
+    }
+
+    async fn similar_title_candidates(
+        &self,
+        normalized_title: &str,
+        limit: u32,
+    ) -> Result<Vec<IssueTitle>> {
+        crate::similar::title_candidates(&self.reader, normalized_title, limit).await
     }
 
     async fn add_comment(
@@ -1054,7 +1045,6 @@ mod tests {
             fts_all_prefixes(&fts_terms("Fix login")),
             r#""fix"* AND "login"*"#
         );
-        assert_eq!(fts_any_prefix(&fts_terms("a-b")), r#""a"* OR "b"*"#);
         assert!(fts_terms("!!! ***").is_empty());
     }
 

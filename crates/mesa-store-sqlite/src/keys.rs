@@ -118,27 +118,14 @@ impl KeyStore for SqliteStore {
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
-        // Most touches are repeats within the granularity: decide on a reader, without
-        // queueing for the writer.
-        let last: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT last_used_at FROM api_keys WHERE id = ?")
-                .bind(id.to_string())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(backend)?;
-        let Some(last) = last else {
-            return Err(StoreError::not_found(KEY, &id));
-        };
-        if last.is_some_and(|l| l > at.as_millis() - TOUCH_GRANULARITY_MS) {
-            return Ok(());
-        }
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 \
-             AND (last_used_at IS NULL OR last_used_at < ?1)",
+             AND (last_used_at IS NULL OR last_used_at <= ?1 - ?3)",
         )
         .bind(at.as_millis())
         .bind(id.to_string())
+        .bind(TOUCH_GRANULARITY_MS)
         .execute(&mut *tx)
         .await
         .map_err(map_err(KEY, &id))?;

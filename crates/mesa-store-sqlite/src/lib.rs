@@ -29,6 +29,7 @@ mod issues;
 mod keys;
 mod knowledge;
 mod runs;
+mod similar;
 mod system;
 
 pub use db::{SqliteOptions, SqliteStore, Synchronous};

@@ -462,6 +462,18 @@ async fn enqueue_on(conn: &mut SqliteConnection, new: &NewRunRecord) -> Result<E
         });
     }
 
+    Ok(EnqueueOutcome {
+        run: insert_queued_run(conn, new).await?,
+        merged: false,
+    })
+}
+
+/// Inserts a new queued run (the caller knows there is none to merge into; the one-queued-run
+/// index would refuse a second). Its audit rows are the caller's to append.
+pub(crate) async fn insert_queued_run(
+    conn: &mut SqliteConnection,
+    new: &NewRunRecord,
+) -> Result<Run> {
     let row: RunRow = sqlx::query_as(concat!(
         "INSERT INTO runs (id, agent_id, issue_key, mode, status, triggers, runner, model, \
          not_before, priority, trigger_rank, queued_at) \
@@ -469,23 +481,20 @@ async fn enqueue_on(conn: &mut SqliteConnection, new: &NewRunRecord) -> Result<E
         run_columns!()
     ))
     .bind(new.id.to_string())
-    .bind(&agent)
-    .bind(issue)
+    .bind(new.agent_id.to_string())
+    .bind(new.issue_key.as_ref().map(IssueKey::as_str))
     .bind(new.mode.as_str())
     .bind(to_json(&[new.trigger]))
     .bind(new.runner.as_str())
     .bind(&new.model)
     .bind(ms_opt(new.not_before))
     .bind(new.priority)
-    .bind(rank)
+    .bind(i64::from(new.trigger.queue_rank()))
     .bind(new.queued_at.as_millis())
     .fetch_one(&mut *conn)
     .await
     .map_err(map_err(RUN, &new.id))?;
-    Ok(EnqueueOutcome {
-        run: decode_run(row)?,
-        merged: false,
-    })
+    decode_run(row)
 }
 
 #[async_trait]

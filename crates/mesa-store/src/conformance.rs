@@ -91,6 +91,7 @@ pub fn new_issue(text: &str, when: Timestamp) -> NewIssueRecord {
         created_by: "board".to_owned(),
         created_at: when,
         activity: vec![activity("issue.created", "issue", "", when)],
+        wake: None,
     }
 }
 
@@ -1259,6 +1260,46 @@ where
 /// SPEC §6.1: a wake-up for an (agent, issue, mode) that already has a queued run merges into
 /// it (the trigger list grows without repeats, the higher priority wins), also when 20 wake-ups
 /// race; other pairs get their own run. Queue order is priority, trigger rank, age.
+/// A new issue's wake-up is queued by the creation itself, under the allocated key, with its
+/// audit row filed under the issue — for concurrent creations (group commits) too.
+pub async fn creation_queues_its_wake_up<S>(store: Arc<S>, agents: &[AgentId])
+where
+    S: IssueStore + RunStore + SystemStore + ?Sized + 'static,
+{
+    assert!(
+        !agents.is_empty(),
+        "creation_queues_its_wake_up needs 1 agent"
+    );
+    let agent = agents[0];
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let store = Arc::clone(&store);
+        handles.push(tokio::spawn(async move {
+            let mut new = new_issue(&format!("Wake on creation {i}"), at(i));
+            new.assignee_id = Some(agent);
+            let mut wake = new_run(agent, None, RunMode::Task, RunTrigger::Assigned);
+            wake.activity = vec![activity("run.queued", "issue", "", at(i))];
+            new.wake = Some(wake.clone());
+            let issue = store.create_issue(new).await.expect("create");
+            (issue, wake.id)
+        }));
+    }
+    for handle in handles {
+        let (issue, run_id) = handle.await.expect("create task panicked");
+        let run = store.run(run_id).await.expect("the wake-up is stored");
+        assert_eq!(run.status, RunStatus::Queued);
+        assert_eq!(run.issue_key.as_ref(), Some(&issue.key));
+        assert_eq!(run.agent_id, agent);
+        let rows = all_activity(&*store).await;
+        assert!(
+            rows.iter()
+                .any(|r| r.action == "run.queued" && r.entity_id == issue.key.as_str()),
+            "the wake-up's audit row is filed under {}",
+            issue.key
+        );
+    }
+}
+
 pub async fn run_dedup_merges_triggers<S>(store: Arc<S>, agents: &[AgentId])
 where
     S: IssueStore + RunStore + ?Sized + 'static,
@@ -2305,6 +2346,8 @@ where
     budget_tokens_and_policies(s, &a).await;
     let (s, a) = fresh().await;
     run_dedup_merges_triggers(s, &a).await;
+    let (s, a) = fresh().await;
+    creation_queues_its_wake_up(s, &a).await;
     let (s, a) = fresh().await;
     run_lifecycle(s, &a).await;
     let (s, a) = fresh().await;

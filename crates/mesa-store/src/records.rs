@@ -101,6 +101,10 @@ pub struct NewIssueRecord {
     pub created_at: Timestamp,
     /// Audit rows; an entity id of `""` is replaced by the allocated key.
     pub activity: Vec<NewActivity>,
+    /// The wake-up of the new issue's assignee (SPEC §6.1), queued in the same transaction so
+    /// that an issue never exists without the run that will work on it. The store sets its
+    /// `issue_key` to the allocated key and writes its audit rows.
+    pub wake: Option<NewRunRecord>,
 }
 
 /// A new comment.
@@ -180,6 +184,17 @@ pub struct IssueFilter {
     pub text: Option<String>,
     /// Include soft-deleted issues.
     pub include_deleted: bool,
+}
+
+/// An open issue as near-duplicate search scores it (SPEC §2 `POST /issues/similar`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueTitle {
+    /// Its key.
+    pub key: IssueKey,
+    /// Its title.
+    pub title: Title,
+    /// Its status.
+    pub status: IssueStatus,
 }
 
 /// A new agent with its first revision.

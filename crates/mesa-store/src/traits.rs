@@ -53,8 +53,25 @@ pub trait IssueStore: Send + Sync {
     async fn purge_issue(&self, key: &IssueKey, activity: Vec<NewActivity>) -> Result<()>;
     /// Open issues whose normalized title equals this one's (for duplicate checks).
     async fn open_issue_with_title(&self, normalized_title: &str) -> Result<Option<IssueKey>>;
-    /// Full-text candidates for near-duplicate search, best first.
+    /// Full-text candidates for near-duplicate search, best first: issues (any status, not
+    /// deleted) whose title or description contains a word of `query` (as a prefix where
+    /// that is cheap), ranked by relevance, at most `limit`. The work is bounded whatever the
+    /// number of issues: only the query's distinctive words (each in at most a few thousand
+    /// issues) are ranked; when every word is common, the newest issues containing all of
+    /// them are returned instead.
     async fn search_issues(&self, query: &str, limit: u32) -> Result<Vec<Issue>>;
+    /// Title candidates for near-duplicate search: open, undeleted issues whose title shares
+    /// character trigrams with `normalized_title` (lowercase words separated by single
+    /// spaces), those sharing the most distinctive trigrams first, at most `limit`; an issue
+    /// whose normalized title equals it comes first. The work is bounded whatever the number
+    /// of issues: a trigram found in many titles contributes only the newest of them. The
+    /// caller scores the candidates; a title sharing no trigram (under 3 characters) is only
+    /// found by equality.
+    async fn similar_title_candidates(
+        &self,
+        normalized_title: &str,
+        limit: u32,
+    ) -> Result<Vec<IssueTitle>>;
 
     /// Adds a comment (and its audit rows).
     async fn add_comment(&self, comment: NewComment, activity: Vec<NewActivity>)

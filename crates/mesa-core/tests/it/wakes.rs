@@ -343,3 +343,136 @@ async fn a_resolved_approval_wakes_its_requester_and_board_approvals_notify_the_
     }
     assert_eq!(notified, 1);
 }
+
+#[tokio::test]
+async fn a_review_moved_by_an_org_change_moves_its_queued_run() {
+    let t = TestMesa::new().await;
+    let engineer = t.actor("founding-engineer").await;
+    let key = issue_for(&t, "Add search", "founding-engineer").await;
+    t.mesa
+        .checkout_issue(&engineer, &key, None, None)
+        .await
+        .unwrap();
+    t.mesa
+        .issue_command(
+            &engineer,
+            &key,
+            IssueCommand::Submit {
+                comment: Some("done".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let qa = t.agent("qa").await;
+    let designer = t.agent("designer").await;
+    let reviews = |runs: Vec<Run>| -> Vec<Run> {
+        runs.into_iter()
+            .filter(|r| r.mode == RunMode::Review)
+            .collect()
+    };
+    let before = reviews(runs_of(&t, &key).await);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].agent_id, qa.id);
+
+    // The engineer is now reviewed by the designer.
+    let mut config = t.agent("founding-engineer").await.config;
+    config.reviewer_id = Some(designer.id);
+    t.mesa
+        .update_agent_config(&t.board, "founding-engineer", config, None, "design review")
+        .await
+        .unwrap();
+    let after = reviews(runs_of(&t, &key).await);
+    let by = |agent| after.iter().find(|r| r.agent_id == agent).unwrap();
+    assert_eq!(by(qa.id).status, RunStatus::Cancelled);
+    assert_eq!(by(designer.id).status, RunStatus::Queued);
+    assert_eq!(by(designer.id).triggers, vec![RunTrigger::ReviewRequested]);
+}
+
+#[tokio::test]
+async fn the_runaway_guard_blocks_instead_of_waking_and_the_board_overrides_it() {
+    use mesa_core::domain::{IssueStatus, MicroUsd, RunnerKind};
+    use mesa_core::store::StartRunRequest;
+    let t = TestMesa::new().await;
+    t.mesa
+        .put_settings(&t.board, &[("max_runs_per_issue".into(), "1".into())])
+        .await
+        .unwrap();
+    // A runner that spends (free runners count toward no guard).
+    let mut config = t.agent("founding-engineer").await.config;
+    config.runner = RunnerKind::Codex;
+    t.mesa
+        .update_agent_config(&t.board, "founding-engineer", config, None, "real runner")
+        .await
+        .unwrap();
+    let key = issue_for(&t, "Flaky test", "founding-engineer").await;
+    let first = runs_of(&t, &key).await.remove(0);
+    let now = t.mesa.now();
+    t.mesa
+        .store()
+        .start_run(StartRunRequest {
+            run_id: first.id,
+            node_id: "test".into(),
+            now,
+            lease_expires_at: now + std::time::Duration::from_secs(600),
+            reserve_usd: MicroUsd::ZERO,
+            reserve_tokens: 0,
+            day_start: now.day_start(0),
+            prompt: None,
+            activity: Vec::new(),
+        })
+        .await
+        .unwrap();
+
+    // One run so far: the next wake by an agent blocks the issue instead.
+    let qa = t.actor("qa").await;
+    let mut events = t.mesa.subscribe();
+    t.mesa
+        .add_comment(&qa, &key, "still failing", CommentKind::Comment)
+        .await
+        .unwrap();
+    let issue = t.mesa.issue(&key).await.unwrap().issue;
+    assert_eq!(issue.status, IssueStatus::Blocked);
+    let comments = t
+        .mesa
+        .comments(&key, &PageRequest::new(Some(50), None))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.kind == CommentKind::System && c.body.contains("Runaway guard")),
+        "{comments:?}"
+    );
+    let mut notified = false;
+    while let Ok(e) = events.try_recv() {
+        notified |= matches!(&*e, DomainEvent::BoardNotification { .. });
+    }
+    assert!(notified);
+    assert!(
+        runs_of(&t, &key)
+            .await
+            .iter()
+            .all(|r| r.status != RunStatus::Queued),
+        "nothing was queued"
+    );
+
+    // The board unblocks it: its decision grants one more run.
+    t.mesa
+        .issue_command(
+            &t.board,
+            &key,
+            IssueCommand::Unblock { comment: None },
+            None,
+        )
+        .await
+        .unwrap();
+    let queued: Vec<Run> = runs_of(&t, &key)
+        .await
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Queued)
+        .collect();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].triggers, vec![RunTrigger::Unblocked]);
+}

@@ -32,6 +32,7 @@ scenario!(budget_agent_limit, agents);
 scenario!(budget_org_limit, agents);
 scenario!(budget_tokens_and_policies, agents);
 scenario!(run_dedup_merges_triggers, agents);
+scenario!(creation_queues_its_wake_up, agents);
 scenario!(run_lifecycle, agents);
 scenario!(run_output_and_queued_cancel, agents);
 scenario!(keys, agents);

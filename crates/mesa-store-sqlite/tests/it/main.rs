@@ -5,5 +5,6 @@
 
 mod aggregates;
 mod conformance;
+mod similar;
 mod sqlite;
 mod support;

@@ -214,3 +214,17 @@ async fn fresh_database_is_healthy() {
     let again = SqliteStore::open_path(db.path()).await.expect("reopen");
     assert!(again.health().await.expect("health").is_ready());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_are_numbered_and_survive_reopening() {
+    let db = TestDb::new().await;
+    assert_eq!(db.store.record_boot(BASE).await.expect("boot"), 1);
+    assert_eq!(db.store.record_boot(BASE).await.expect("boot"), 2);
+    db.store.close().await;
+    let reopened = SqliteStore::open_path(&db.path()).await.expect("reopen");
+    assert_eq!(
+        reopened.record_boot(BASE).await.expect("boot"),
+        3,
+        "a boot number is never reused"
+    );
+}
