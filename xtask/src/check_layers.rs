@@ -119,6 +119,12 @@ pub(crate) const LAYERS: &[Layer] = &[
         "mesa-test-support is dev-only and may use any crate",
     ),
     layer(
+        "mesa-testkit",
+        Allowed::Only(&[]),
+        "mesa-testkit (the scripted fake model server) is leaf test support: no workspace crate, \
+         and only ever a dev-dependency",
+    ),
+    layer(
         "mesa-tests",
         Allowed::Only(&["mesa-core", "mesa-http", "mesa-test-support"]),
         "end-to-end tests go through the public front doors: mesa-http and mesa-core",
@@ -132,7 +138,7 @@ pub(crate) const LAYERS: &[Layer] = &[
 
 /// Workspace crates that must never be a normal dependency, except where [`LAYERS`] lists them
 /// explicitly (only `mesa-tests`, itself a test-only package).
-const DEV_ONLY: &[&str] = &["mesa-test-support"];
+const DEV_ONLY: &[&str] = &["mesa-test-support", "mesa-testkit"];
 
 /// Where an external crate may appear as a normal dependency.
 #[derive(Debug, Clone, Copy)]
@@ -163,8 +169,9 @@ pub(crate) const EXTERNAL: &[ExternalRule] = &[
     },
     ExternalRule {
         krate: "axum",
-        scope: Scope::OnlyIn(&["mesa-http"]),
-        invariant: "only mesa-http knows HTTP (mesa-tests may use it as a dev-dependency)",
+        scope: Scope::OnlyIn(&["mesa-http", "mesa-testkit"]),
+        invariant: "only mesa-http knows HTTP (mesa-testkit, dev-only, serves the fake model API; \
+                    mesa-tests may use it as a dev-dependency)",
     },
     ExternalRule {
         krate: "minijinja",

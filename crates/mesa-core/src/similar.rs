@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use mesa_domain::entity::Issue;
 use mesa_domain::{Actor, DomainEvent, IssueKey, IssueStatus, Title};
+use mesa_store::{IssueTitle, StoreError};
 use mesa_workflow::issue::{self as flow, IssueCommand};
 
 use crate::error::Result;
@@ -95,10 +96,23 @@ impl Mesa {
                 }
             }
         }
-        for candidate in store
+        let mut candidates = store
             .similar_title_candidates(&wanted, TITLE_CANDIDATES)
-            .await?
-        {
+            .await?;
+        // The open issue holding this exact title (the one a create would be refused for),
+        // whatever punctuation it has and however common its words.
+        if let Some(key) = store.open_issue_with_title(&title.normalized()).await? {
+            match store.issue(&key).await {
+                Ok(issue) if !issue.deleted => candidates.push(IssueTitle {
+                    key: issue.key,
+                    title: issue.title,
+                    status: issue.status,
+                }),
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for candidate in candidates {
             if found.contains_key(&candidate.key) {
                 continue;
             }

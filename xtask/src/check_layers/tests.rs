@@ -284,6 +284,49 @@ fn test_support_as_a_normal_dependency_is_reported() {
 }
 
 #[test]
+fn testkit_is_a_dev_only_leaf_that_may_serve_http() {
+    let mut workspace = good_workspace();
+    workspace.push((
+        "mesa-testkit",
+        vec![external("axum"), external("tokio"), external("thiserror")],
+    ));
+    let workspace = with(workspace, "mesa-core", |deps| {
+        deps.push(dev("mesa-testkit"))
+    });
+    assert_eq!(violations(&workspace), Vec::<String>::new());
+
+    let as_normal = with(workspace.clone(), "mesa-core", |deps| {
+        deps.push(normal("mesa-testkit"))
+    });
+    let found = violations(&as_normal);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("mesa-core -> mesa-testkit: ")
+            && found[0].contains("must never be a normal dependency"),
+        "{}",
+        found[0]
+    );
+
+    let reaching_up = with(workspace, "mesa-testkit", |deps| {
+        deps.push(normal("mesa-domain"));
+        deps.push(external("anyhow"));
+    });
+    let found = violations(&reaching_up);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("mesa-testkit -> mesa-domain: ")
+            && found[0].contains("no workspace crate"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1].starts_with("mesa-testkit -> anyhow: "),
+        "{}",
+        found[1]
+    );
+}
+
+#[test]
 fn dev_and_build_dependencies_are_not_layer_checked() {
     let workspace = with(good_workspace(), "mesa-domain", |deps| {
         deps.push(dev("mesa-core"));
