@@ -31,7 +31,7 @@ pub struct AgentView {
 impl Mesa {
     /// All agents, in creation order.
     pub async fn agents(&self) -> Result<Vec<Agent>> {
-        Ok(self.roster().await?.as_ref().clone())
+        Ok(self.roster().await?.to_vec())
     }
 
     /// All agents with manager and reviewer slugs.

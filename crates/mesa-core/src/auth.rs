@@ -119,13 +119,7 @@ impl Mesa {
         }
         let agent = match key.agent_id {
             Some(id) => match self.roster().await {
-                Ok(roster) => Some(
-                    roster
-                        .iter()
-                        .find(|a| a.id == id)
-                        .cloned()
-                        .ok_or(AuthFailure::Invalid)?,
-                ),
+                Ok(roster) => Some(roster.get(id).cloned().ok_or(AuthFailure::Invalid)?),
                 Err(_) => return Err(AuthFailure::Invalid),
             },
             None => None,

@@ -270,7 +270,7 @@ impl Mesa {
 
     pub(crate) async fn view(&self, issue: Issue) -> Result<IssueView> {
         let assignee_slug = match issue.assignee_id {
-            Some(id) => match self.roster().await?.iter().find(|a| a.id == id) {
+            Some(id) => match self.roster().await?.get(id) {
                 Some(a) => Some(a.slug.clone()),
                 None => Some(self.inner.store.agent(id).await?.slug),
             },

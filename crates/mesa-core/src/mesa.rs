@@ -29,7 +29,7 @@ pub(crate) struct Inner {
     /// Settings cached in memory; refreshed on every settings write.
     pub(crate) settings: RwLock<Settings>,
     /// The agent roster, cached between agent writes (see [`Mesa::roster`]).
-    pub(crate) roster: RwLock<Option<Arc<Vec<mesa_domain::entity::Agent>>>>,
+    pub(crate) roster: RwLock<Option<Arc<Roster>>>,
     /// Bumped by every agent write, so a load that raced a write is not cached.
     pub(crate) roster_generation: std::sync::atomic::AtomicU64,
     /// Held while run output is appended and published, and while a log follower subscribes
@@ -255,13 +255,13 @@ impl Mesa {
     /// Every agent, in creation order. Agents change rarely and are read by most commands (the
     /// CEO for new issues, the org chart for reviews, slugs for views), so the list is cached and
     /// dropped whenever this handle writes an agent.
-    pub(crate) async fn roster(&self) -> Result<Arc<Vec<mesa_domain::entity::Agent>>> {
+    pub(crate) async fn roster(&self) -> Result<Arc<Roster>> {
         use std::sync::atomic::Ordering;
         if let Some(roster) = self.inner.roster.read().await.as_ref() {
             return Ok(Arc::clone(roster));
         }
         let generation = self.inner.roster_generation.load(Ordering::SeqCst);
-        let roster = Arc::new(self.inner.store.list_agents().await?);
+        let roster = Arc::new(Roster::new(self.inner.store.list_agents().await?));
         let mut cache = self.inner.roster.write().await;
         if self.inner.roster_generation.load(Ordering::SeqCst) == generation {
             *cache = Some(Arc::clone(&roster));
@@ -280,5 +280,38 @@ impl Mesa {
         if let Err(err) = self.refresh_reviewers(false).await {
             tracing::warn!(error = %err, "could not re-route the issues under review");
         }
+    }
+}
+
+/// The cached list of agents, in creation order, with an index by id (views look an agent up
+/// for every issue they show).
+#[derive(Debug)]
+pub(crate) struct Roster {
+    agents: Vec<mesa_domain::entity::Agent>,
+    by_id: std::collections::HashMap<mesa_domain::AgentId, usize>,
+}
+
+impl Roster {
+    fn new(agents: Vec<mesa_domain::entity::Agent>) -> Self {
+        let by_id = agents.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+        Roster { agents, by_id }
+    }
+
+    /// The agent with this id.
+    pub(crate) fn get(&self, id: mesa_domain::AgentId) -> Option<&mesa_domain::entity::Agent> {
+        self.by_id.get(&id).map(|&i| &self.agents[i])
+    }
+
+    /// Every agent, in creation order.
+    pub(crate) fn to_vec(&self) -> Vec<mesa_domain::entity::Agent> {
+        self.agents.clone()
+    }
+}
+
+impl std::ops::Deref for Roster {
+    type Target = [mesa_domain::entity::Agent];
+
+    fn deref(&self) -> &Self::Target {
+        &self.agents
     }
 }

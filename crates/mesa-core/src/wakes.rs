@@ -271,7 +271,7 @@ impl Mesa {
         actor: &Actor,
         wake: Wake,
     ) -> Result<Option<EnqueueOutcome>> {
-        let agent = match self.roster().await?.iter().find(|a| a.id == wake.agent) {
+        let agent = match self.roster().await?.get(wake.agent) {
             Some(a) => a.clone(),
             None => self.inner.store.agent(wake.agent).await?,
         };
@@ -396,7 +396,7 @@ impl Mesa {
         }) else {
             return Ok(None);
         };
-        let agent = match self.roster().await?.iter().find(|a| a.id == agent) {
+        let agent = match self.roster().await?.get(agent) {
             Some(a) => a.clone(),
             None => self.inner.store.agent(agent).await?,
         };

@@ -80,7 +80,7 @@ pub(crate) async fn verify(pool: &SqlitePool) -> Result<ChainReport> {
     loop {
         let rows: Vec<ActivityRow> = sqlx::query_as(
             "SELECT id, at, actor, action, entity_type, entity_id, summary, data, prev_hash, hash \
-             FROM activity WHERE id > $1 ORDER BY id LIMIT $2",
+             FROM activity WHERE id > $1 ORDER BY id LIMIT (SELECT $2)",
         )
         .bind(after)
         .bind(BATCH)

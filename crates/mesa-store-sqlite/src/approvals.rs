@@ -228,7 +228,7 @@ impl ApprovalStore for SqliteStore {
             approval_columns!(),
             " FROM approvals WHERE ($1 IS NULL OR status = $1)) \
              WHERE ($2 IS NULL OR sort_key < $2 OR (sort_key = $2 AND id < $3)) \
-             ORDER BY sort_key DESC, id DESC LIMIT $4"
+             ORDER BY sort_key DESC, id DESC LIMIT (SELECT $4)"
         ))
         .bind(status.map(ApprovalStatus::as_str))
         .bind(after_key)

@@ -560,8 +560,9 @@ impl IssueStore for SqliteStore {
                 .push_bind(id)
                 .push(")");
         }
-        qb.push(" ORDER BY issues.created_at DESC, issues.id DESC LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
+        qb.push(" ORDER BY issues.created_at DESC, issues.id DESC LIMIT (SELECT ")
+            .push_bind(i64::from(page.limit) + 1)
+            .push(")");
         let rows: Vec<IssueRow> = qb
             .build_query_as()
             .fetch_all(&self.reader)
@@ -608,20 +609,27 @@ impl IssueStore for SqliteStore {
         };
         let limit = i64::from(page.limit) + 1;
         let rows: Vec<IssueRow> = match owner {
-            InboxOwner::Agent(agent) => sqlx::query_as(issue_select!(
-                "WHERE issues.id IN ( \
-                   SELECT id FROM (SELECT id FROM issues INDEXED BY issues_inbox \
-                     WHERE assignee_id = ?1 AND open = 1 AND deleted = 0 \
-                       AND (priority, updated_at, key) < (?2, ?3, ?4) \
-                     ORDER BY priority DESC, updated_at DESC, key DESC LIMIT ?5) \
-                   UNION ALL \
-                   SELECT id FROM (SELECT id FROM issues INDEXED BY issues_to_review \
-                     WHERE reviewer_id = ?1 AND status = 'in_review' AND deleted = 0 \
-                       AND assignee_id IS NOT ?1 \
-                       AND (priority, updated_at, key) < (?2, ?3, ?4) \
-                     ORDER BY priority DESC, updated_at DESC, key DESC LIMIT ?5)) \
-                 ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
-                 LIMIT ?5"
+            // Each arm reads its rows straight off its index (in order, at most a page);
+            // the union of two short sorted lists is then ordered once.
+            InboxOwner::Agent(agent) => sqlx::query_as(concat!(
+                "SELECT * FROM (",
+                issue_select!(
+                    "INDEXED BY issues_inbox \
+                     WHERE issues.assignee_id = ?1 AND issues.open = 1 AND issues.deleted = 0 \
+                       AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
+                     ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
+                     LIMIT (SELECT ?5)"
+                ),
+                ") UNION ALL SELECT * FROM (",
+                issue_select!(
+                    "INDEXED BY issues_to_review \
+                     WHERE issues.reviewer_id = ?1 AND issues.status = 'in_review' \
+                       AND issues.deleted = 0 AND issues.assignee_id IS NOT ?1 \
+                       AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
+                     ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
+                     LIMIT (SELECT ?5)"
+                ),
+                ") ORDER BY priority DESC, updated_at DESC, key DESC LIMIT (SELECT ?5)"
             ))
             .bind(agent.to_string()),
             InboxOwner::Board => sqlx::query_as(issue_select!(
@@ -630,7 +638,7 @@ impl IssueStore for SqliteStore {
                    AND ?1 IS NULL \
                    AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
                  ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
-                 LIMIT ?5"
+                 LIMIT (SELECT ?5)"
             ))
             .bind(None::<String>),
         }
@@ -879,7 +887,7 @@ impl IssueStore for SqliteStore {
         };
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT id, issue_key, author_agent_id, author, kind, body, created_at FROM comments \
-             WHERE issue_key = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+             WHERE issue_key = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT (SELECT ?)",
         )
         .bind(key.as_str())
         .bind(after_at)
@@ -896,7 +904,7 @@ impl IssueStore for SqliteStore {
     async fn recent_comments(&self, key: &IssueKey, limit: u32) -> Result<Vec<Comment>> {
         let rows: Vec<CommentRow> = sqlx::query_as(
             "SELECT * FROM (SELECT id, issue_key, author_agent_id, author, kind, body, created_at \
-             FROM comments WHERE issue_key = ? ORDER BY created_at DESC, id DESC LIMIT ?) \
+             FROM comments WHERE issue_key = ? ORDER BY created_at DESC, id DESC LIMIT (SELECT ?)) \
              ORDER BY created_at, id",
         )
         .bind(key.as_str())

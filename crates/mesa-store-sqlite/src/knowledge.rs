@@ -439,7 +439,7 @@ impl KnowledgeStore for SqliteStore {
     async fn reflections(&self, agent: AgentId, limit: u32) -> Result<Vec<Reflection>> {
         let rows: Vec<ReflectionRow> = sqlx::query_as(
             "SELECT id, agent_id, run_id, issue_key, outcome, body, created_at FROM reflections \
-             WHERE agent_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+             WHERE agent_id = $1 ORDER BY created_at DESC, id DESC LIMIT (SELECT $2)",
         )
         .bind(agent.to_string())
         .bind(i64::from(limit))
@@ -608,7 +608,7 @@ impl KnowledgeStore for SqliteStore {
                    AND NOT EXISTS (SELECT 1 FROM json_each($3) w WHERE NOT (\
                        m.content LIKE '%' || w.value || '%' ESCAPE '\\' \
                        OR m.tags LIKE '%' || w.value || '%' ESCAPE '\\')) \
-                 ORDER BY m.created_at DESC, m.id DESC LIMIT $4) \
+                 ORDER BY m.created_at DESC, m.id DESC LIMIT (SELECT $4)) \
              RETURNING id, agent_id, content, tags, created_at, recalled_count, last_recalled_at",
         )
         .bind(at.as_millis())
@@ -746,7 +746,7 @@ impl KnowledgeStore for SqliteStore {
             " FROM wiki_pages \
              WHERE ($1 IS NULL OR title > $1 COLLATE NOCASE \
                     OR (title = $1 COLLATE NOCASE AND id > $2)) \
-             ORDER BY title COLLATE NOCASE, id LIMIT $3"
+             ORDER BY title COLLATE NOCASE, id LIMIT (SELECT $3)"
         ))
         .bind(after_title)
         .bind(after_id)
@@ -794,7 +794,7 @@ impl KnowledgeStore for SqliteStore {
                 ", snippet(wiki_fts, 2, $2, $3, '…', $4) AS snippet \
                  FROM wiki_fts JOIN wiki_pages p ON p.rowid = wiki_fts.rowid \
                  WHERE wiki_fts MATCH $1 \
-                 ORDER BY bm25(wiki_fts, 5.0, 10.0, 1.0), p.title LIMIT $5"
+                 ORDER BY bm25(wiki_fts, 5.0, 10.0, 1.0), p.title LIMIT (SELECT $5)"
             ))
             .bind(terms.join(" "))
             .bind(MARK_OPEN)

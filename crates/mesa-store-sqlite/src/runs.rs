@@ -539,8 +539,9 @@ impl RunStore for SqliteStore {
                 .push_bind(id)
                 .push(")");
         }
-        qb.push(" ORDER BY queued_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
+        qb.push(" ORDER BY queued_at DESC, id DESC LIMIT (SELECT ")
+            .push_bind(i64::from(page.limit) + 1)
+            .push(")");
         let rows: Vec<RunRow> = qb
             .build_query_as()
             .fetch_all(&self.reader)
@@ -556,7 +557,7 @@ impl RunStore for SqliteStore {
             "SELECT ",
             run_list_columns!(),
             " FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) \
-             ORDER BY priority DESC, trigger_rank, queued_at, id LIMIT ?"
+             ORDER BY priority DESC, trigger_rank, queued_at, id LIMIT (SELECT ?)"
         ))
         .bind(now.as_millis())
         .bind(i64::from(limit))
@@ -925,7 +926,7 @@ impl RunStore for SqliteStore {
     async fn recent_run_costs(&self, agent: AgentId, n: u32) -> Result<Vec<MicroUsd>> {
         let costs: Vec<i64> = sqlx::query_scalar(
             "SELECT cost_usd FROM runs WHERE agent_id = ? AND finished_at IS NOT NULL \
-             AND status NOT IN ('queued', 'running') ORDER BY finished_at DESC, id DESC LIMIT ?",
+             AND status NOT IN ('queued', 'running') ORDER BY finished_at DESC, id DESC LIMIT (SELECT ?)",
         )
         .bind(agent.to_string())
         .bind(i64::from(n))

@@ -130,9 +130,9 @@ async fn probe(reader: &SqlitePool, table: &str, queries: &[String]) -> Result<V
             .push(table)
             .push(" MATCH ")
             .push_bind(query.clone())
-            .push(" LIMIT ")
+            .push(" LIMIT (SELECT ")
             .push_bind(DISTINCTIVE_BELOW)
-            .push(")");
+            .push("))");
     }
     let rows: Vec<(i64, i64)> = qb
         .build_query_as()
@@ -207,12 +207,15 @@ pub(crate) async fn title_candidates(
             .push(" AS w FROM issues_title_trigrams WHERE issues_title_trigrams MATCH ")
             .push_bind(grams[arm.term].clone());
         if let Some(n) = arm.sample {
-            qb.push(" ORDER BY rowid DESC LIMIT ").push_bind(n);
+            qb.push(" ORDER BY rowid DESC LIMIT (SELECT ")
+                .push_bind(n)
+                .push(")");
         }
         qb.push(")");
     }
-    qb.push(") GROUP BY hit ORDER BY score DESC, hit DESC LIMIT ")
+    qb.push(") GROUP BY hit ORDER BY score DESC, hit DESC LIMIT (SELECT ")
         .push_bind(i64::from(limit))
+        .push(")")
         .push(
             ") AS c JOIN issues ON issues.rowid = c.hit \
              WHERE issues.open = 1 AND issues.deleted = 0 ORDER BY c.score DESC, c.hit DESC",
@@ -309,7 +312,7 @@ pub(crate) async fn text_candidates(
         // forms: FTS5 reads their posting lists lazily, newest first, and stops at the limit).
         sqlx::query_as(issue_select!(
             "JOIN (SELECT rowid AS hit FROM issues_fts WHERE issues_fts MATCH ? \
-             ORDER BY rowid DESC LIMIT ?) AS f ON f.hit = issues.rowid \
+             ORDER BY rowid DESC LIMIT (SELECT ?)) AS f ON f.hit = issues.rowid \
              WHERE issues.deleted = 0 ORDER BY f.hit DESC"
         ))
         .bind(all_words)
@@ -322,7 +325,7 @@ pub(crate) async fn text_candidates(
         sqlx::query_as(issue_select!(
             "JOIN (SELECT rowid AS hit, bm25(issues_fts, 0.0, 4.0, 1.0) AS score FROM issues_fts \
              WHERE issues_fts MATCH ?) AS f ON f.hit = issues.rowid \
-             WHERE issues.deleted = 0 ORDER BY f.score, issues.created_at DESC LIMIT ?"
+             WHERE issues.deleted = 0 ORDER BY f.score, issues.created_at DESC LIMIT (SELECT ?)"
         ))
         .bind(ranked.join(" OR "))
         .bind(i64::from(limit))

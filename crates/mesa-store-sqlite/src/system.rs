@@ -187,8 +187,9 @@ impl SystemStore for SqliteStore {
             let (before, _) = decode_cursor(cursor)?;
             qb.push(" AND id < ").push_bind(before);
         }
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(page.limit) + 1);
+        qb.push(" ORDER BY id DESC LIMIT (SELECT ")
+            .push_bind(i64::from(page.limit) + 1)
+            .push(")");
         let rows: Vec<ActivityRow> = qb
             .build_query_as()
             .fetch_all(&self.reader)
@@ -200,7 +201,7 @@ impl SystemStore for SqliteStore {
     async fn activity_after(&self, after: ActivityId, limit: u32) -> Result<Vec<ActivityEvent>> {
         let rows: Vec<ActivityRow> = sqlx::query_as(
             "SELECT id, at, actor, action, entity_type, entity_id, summary, data, prev_hash, hash \
-             FROM activity WHERE id > ? ORDER BY id LIMIT ?",
+             FROM activity WHERE id > ? ORDER BY id LIMIT (SELECT ?)",
         )
         .bind(after.0)
         .bind(i64::from(limit))

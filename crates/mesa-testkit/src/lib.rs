@@ -66,8 +66,10 @@
 //! `claude --print -p <prompt> --output-format stream-json --verbose --max-turns N
 //! --dangerously-skip-permissions`.
 //!
-//! Codex (0.16x, Responses API only): a custom provider in `$CODEX_HOME/config.toml`, see
-//! [`FakeModelServer::codex_config_toml`].
+//! Codex (0.169, Responses API only): a custom provider in `$CODEX_HOME/config.toml`, see
+//! [`FakeModelServer::codex_config_toml`], the key in `MESA_FAKE_MODEL_KEY`, a temporary `HOME`
+//! and `CODEX_HOME`; then `codex exec --json --sandbox workspace-write --skip-git-repo-check
+//! <prompt>` with stdin from `/dev/null`.
 //!
 //! OpenAI-compatible clients: base URL [`FakeModelServer::openai_base_url`].
 //!

@@ -129,13 +129,15 @@ impl FakeModelServer {
         .collect()
     }
 
-    /// A Codex `config.toml` fragment that points Codex at this server over the Responses API.
-    /// Codex reads the key from the variable `MESA_FAKE_MODEL_KEY` (any value).
+    /// A Codex `config.toml` that points Codex at this server over the Responses API, with
+    /// retries off (fault turns are answered at once). Codex reads the key from the variable
+    /// `MESA_FAKE_MODEL_KEY` (any value).
     pub fn codex_config_toml(&self, model: &str) -> String {
         format!(
             "model = \"{model}\"\nmodel_provider = \"mesa-fake\"\n\n\
              [model_providers.mesa-fake]\nname = \"mesa fake model\"\n\
-             base_url = \"{}\"\nenv_key = \"MESA_FAKE_MODEL_KEY\"\nwire_api = \"responses\"\n",
+             base_url = \"{}\"\nenv_key = \"MESA_FAKE_MODEL_KEY\"\nwire_api = \"responses\"\n\
+             request_max_retries = 0\nstream_max_retries = 0\n",
             self.openai_base_url()
         )
     }

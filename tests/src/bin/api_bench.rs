@@ -127,9 +127,18 @@ fn main() -> anyhow::Result<()> {
     )?;
     let claims_dir = work.path().join("claims");
     std::fs::create_dir_all(&claims_dir)?;
+    // A claim waits for its group commit, and now and then for a WAL checkpoint: allow 10 s
+    // before wrk calls it a timeout (the figures show the tail).
     let checkout = run_wrk(
         &wrk,
-        &["-t2", "-c32", &format!("-d{seconds}s"), "--latency"],
+        &[
+            "-t2",
+            "-c32",
+            &format!("-d{seconds}s"),
+            "--latency",
+            "--timeout",
+            "10s",
+        ],
         &scripts.checkout,
         &base,
         Some(&claims_dir),
@@ -159,7 +168,8 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "| `POST /api/v1/issues/{{key}}/checkout`, 32 clients racing in pairs for each issue: successful claims (p99 {}) | {claims_per_s:.0} claims/s | ≥ 2,000/s |",
+        "| `POST /api/v1/issues/{{key}}/checkout`, 32 clients racing in pairs for each issue: successful claims (p50 {}, p99 {}) | {claims_per_s:.0} claims/s | ≥ 2,000/s |",
+        ms(checkout.p50),
         ms(checkout.p99)
     )?;
     writeln!(

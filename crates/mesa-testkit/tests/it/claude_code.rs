@@ -2,8 +2,8 @@
 //!
 //! Runs when `claude` is found (`MESA_CLAUDE_BIN`, else `PATH`); fails when it is missing and
 //! the `CI` environment variable is set, so CI never skips it silently. Install it with
-//! `npm install --prefix /tmp/cc @anthropic-ai/claude-code` and set
-//! `MESA_CLAUDE_BIN=/tmp/cc/node_modules/.bin/claude`.
+//! `npm install --prefix /tmp/claude @anthropic-ai/claude-code` and set
+//! `MESA_CLAUDE_BIN=/tmp/claude/node_modules/.bin/claude`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,39 +12,10 @@ use std::time::Duration;
 use mesa_testkit::{FakeModelServer, Fault, Matcher, ToolCall, Turn, Usage};
 use serde_json::{Value, json};
 
-/// Where `claude` is, or `None` (with a notice) outside CI; panics in CI.
-#[expect(
-    clippy::print_stderr,
-    reason = "the skip notice must be visible in the test output"
-)]
+use crate::support::agent_cli;
+
 fn claude_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MESA_CLAUDE_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "MESA_CLAUDE_BIN={} does not exist",
-            path.display()
-        );
-        return Some(path);
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("claude"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but the Claude Code CLI is missing: install it \
-             (npm install --prefix /tmp/cc @anthropic-ai/claude-code) and set \
-             MESA_CLAUDE_BIN=/tmp/cc/node_modules/.bin/claude"
-        );
-        eprintln!(
-            "NOTICE: skipping the Claude Code test: `claude` is not on PATH and \
-             MESA_CLAUDE_BIN is not set (npm install --prefix /tmp/cc @anthropic-ai/claude-code)"
-        );
-    }
-    found
+    agent_cli("MESA_CLAUDE_BIN", "claude", "@anthropic-ai/claude-code")
 }
 
 /// What one `claude --print` run printed.
