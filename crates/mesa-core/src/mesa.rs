@@ -242,6 +242,8 @@ impl Mesa {
     pub async fn start_boot(&self) -> Result<u64> {
         let boot = self.inner.store.record_boot(self.now()).await?;
         self.inner.events.journal().start_boot(boot);
+        // A long-running server: the store's upkeep (WAL checkpoints) leaves the request path.
+        self.inner.store.start_maintenance().await?;
         Ok(boot)
     }
 

@@ -70,8 +70,24 @@ pub struct SqliteStore {
     pub(crate) checkouts: std::sync::Arc<crate::checkout::CheckoutQueue>,
     /// Wake-ups waiting for their group commit ([`crate::runs`]).
     pub(crate) enqueues: std::sync::Arc<crate::runs::EnqueueQueue>,
+    /// The background checkpoint task, once started: its stop signal and handle.
+    checkpointer: std::sync::Arc<tokio::sync::Mutex<Option<Checkpointer>>>,
+    /// How connections are made (the checkpoint task opens its own).
+    connect: SqliteConnectOptions,
     path: PathBuf,
 }
+
+type Checkpointer = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// How often the checkpoint task runs (see [`SqliteStore::start_checkpoints`]).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL pages left uncheckpointed after which the task waits for readers and restarts the WAL
+/// (about 64 MiB of 4 KiB pages).
+pub const WAL_LIMIT_PAGES: i64 = 16_384;
 
 /// `PRAGMA mmap_size`: 64 GiB of address space, more than any Mesa database needs.
 const MMAP_SIZE: &str = "68719476736";
@@ -120,7 +136,7 @@ impl SqliteStore {
             .min_connections(0)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(backend)?;
         Ok(SqliteStore {
@@ -129,6 +145,8 @@ impl SqliteStore {
             creates: std::sync::Arc::default(),
             checkouts: std::sync::Arc::default(),
             enqueues: std::sync::Arc::default(),
+            checkpointer: std::sync::Arc::default(),
+            connect: base,
             path: options.path,
         })
     }
@@ -143,8 +161,71 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Moves WAL checkpoints off the writer. By default SQLite checkpoints inside the commit
+    /// that crosses 1,000 WAL pages, so that commit — and every caller queued behind the one
+    /// writer — waits for pages to be copied into a large file and fsynced (hundreds of
+    /// milliseconds at a million issues). After this call the writer never checkpoints; a task
+    /// with a connection of its own runs a `PASSIVE` checkpoint every [`CHECKPOINT_EVERY`]
+    /// (which never blocks the writer or readers), and a `RESTART` one when the WAL has grown
+    /// past [`WAL_LIMIT_PAGES`] because readers kept PASSIVE from finishing. Stops on
+    /// [`SqliteStore::close`]. Idempotent.
+    pub async fn start_checkpoints(&self) -> Result<()> {
+        let mut running = self.checkpointer.lock().await;
+        if running.is_some() {
+            return Ok(());
+        }
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(self.connect.clone())
+            .await
+            .map_err(backend)?;
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let pool = checkpointer.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {}
+                }
+                let passive: Result<(i64, i64, i64)> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(backend);
+                match passive {
+                    // (busy, frames in the WAL, frames checkpointed)
+                    Ok((_, log, done)) if log - done > WAL_LIMIT_PAGES => {
+                        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                            .execute(&pool)
+                            .await
+                        {
+                            tracing::warn!(error = %err, "WAL restart checkpoint failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
+                }
+            }
+            pool.close().await;
+        });
+        *running = Some((stop, task));
+        Ok(())
+    }
+
     /// Closes both pools, checkpointing the WAL.
     pub async fn close(&self) {
+        if let Some((stop, task)) = self.checkpointer.lock().await.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }

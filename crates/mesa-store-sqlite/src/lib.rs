@@ -32,7 +32,7 @@ mod runs;
 mod similar;
 mod system;
 
-pub use db::{SqliteOptions, SqliteStore, Synchronous};
+pub use db::{CHECKPOINT_EVERY, SqliteOptions, SqliteStore, Synchronous, WAL_LIMIT_PAGES};
 
 /// The embedded migrations of `migrations/sqlite`, applied by [`SqliteStore::open`].
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");

@@ -265,6 +265,10 @@ impl SystemStore for SqliteStore {
             .map_err(backend)
     }
 
+    async fn start_maintenance(&self) -> Result<()> {
+        SqliteStore::start_checkpoints(self).await
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
     }

@@ -403,6 +403,12 @@ pub trait SystemStore: Send + Sync {
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
     /// The database's own integrity check; `Ok(vec!["ok"])` when healthy.
     async fn integrity_check(&self) -> Result<Vec<String>>;
+    /// Starts the backend's own upkeep off the request path (for SQLite: WAL checkpoints on a
+    /// connection of their own instead of inside the committing writer). Called once by a
+    /// long-running server; stopped by [`SystemStore::close`]. The default does nothing.
+    async fn start_maintenance(&self) -> Result<()> {
+        Ok(())
+    }
     /// Closes connections and flushes what the backend buffers. The store is unusable after.
     async fn close(&self) {}
 }

@@ -257,3 +257,29 @@ fn no_statement_binds_a_bare_limit() {
         offenders.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_checkpoints_start_once_and_stop_with_the_store() {
+    let db = TestDb::new().await;
+    db.store.start_checkpoints().await.expect("start");
+    db.store.start_checkpoints().await.expect("idempotent");
+    for i in 0..50 {
+        db.store
+            .create_issue(new_issue(&format!("Checkpointed {i}"), BASE))
+            .await
+            .expect("create");
+        if i % 10 == 0 {
+            tokio::time::sleep(mesa_store_sqlite::CHECKPOINT_EVERY).await;
+        }
+    }
+    // Closing stops the task (no hang) and leaves every acknowledged write in the file.
+    db.store.close().await;
+    let reopened = SqliteStore::open_path(&db.path()).await.expect("reopen");
+    let n = reopened
+        .count_issues(&IssueFilter::default())
+        .await
+        .expect("count");
+    assert_eq!(n, 50, "nothing lost");
+    let check = reopened.integrity_check().await.expect("integrity");
+    assert_eq!(check, vec!["ok".to_owned()]);
+}
