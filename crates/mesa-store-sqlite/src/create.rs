@@ -313,20 +313,23 @@ async fn insert_plain(
         .execute(&mut *tx)
         .await
         .map_err(crate::error::map_err("issue", &"batch"))?;
-    // The assignees' wake-ups: a new issue has no queued run yet, so each is a plain insert.
+    // The assignees' wake-ups: a new issue has no queued run yet, so they are plain inserts,
+    // one statement for the batch.
+    let mut wakes = Vec::new();
     for ((r, _, _), issue) in accepted.iter().zip(&issues) {
         if let Some(wake) = &r.wake {
             let mut run = wake.clone();
             run.issue_key = Some(issue.key.clone());
-            crate::runs::insert_queued_run(&mut *tx, &run).await?;
-            activity.extend(run.activity.into_iter().map(|mut row| {
+            activity.extend(run.activity.drain(..).map(|mut row| {
                 if row.entity_id.is_empty() {
                     row.entity_id = issue.key.to_string();
                 }
                 row
             }));
+            wakes.push(run);
         }
     }
+    crate::runs::insert_queued_runs(&mut *tx, &wakes).await?;
     crate::activity::append(&mut *tx, activity).await?;
     Ok(issues)
 }

@@ -468,6 +468,40 @@ async fn enqueue_on(conn: &mut SqliteConnection, new: &NewRunRecord) -> Result<E
     })
 }
 
+/// Inserts new queued runs in one statement (the caller knows none has a queued run to merge
+/// into; the one-queued-run index would refuse it). Their audit rows are the caller's.
+pub(crate) async fn insert_queued_runs(
+    conn: &mut SqliteConnection,
+    runs: &[NewRunRecord],
+) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO runs (id, agent_id, issue_key, mode, status, triggers, runner, model, \
+         not_before, priority, trigger_rank, queued_at) ",
+    );
+    qb.push_values(runs, |mut b, new| {
+        b.push_bind(new.id.to_string())
+            .push_bind(new.agent_id.to_string())
+            .push_bind(new.issue_key.as_ref().map(|k| k.as_str().to_owned()))
+            .push_bind(new.mode.as_str())
+            .push("'queued'")
+            .push_bind(to_json(&[new.trigger]))
+            .push_bind(new.runner.as_str())
+            .push_bind(new.model.clone())
+            .push_bind(ms_opt(new.not_before))
+            .push_bind(new.priority)
+            .push_bind(i64::from(new.trigger.queue_rank()))
+            .push_bind(new.queued_at.as_millis());
+    });
+    qb.build()
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err(RUN, &"batch"))?;
+    Ok(())
+}
+
 /// Inserts a new queued run (the caller knows there is none to merge into; the one-queued-run
 /// index would refuse a second). Its audit rows are the caller's to append.
 pub(crate) async fn insert_queued_run(
