@@ -1,0 +1,3 @@
+mod openai_compat;
+mod process;
+mod worktree;
