@@ -16,6 +16,7 @@
 
 mod client;
 mod config;
+mod demo;
 mod ops;
 mod serve;
 
@@ -95,6 +96,8 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// A simulated company on a fresh temporary database (agents on the `simulated` runner).
+    Demo(demo::DemoArgs),
     /// Client (MESA_API_URL, MESA_API_KEY): my actionable issues.
     Inbox(client::Output),
     /// Client: show, create, check out, comment on, submit, block or review an issue.
@@ -236,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None | Some(Command::Serve(_)) => serve::serve(config).await,
             Some(Command::Init { .. }) => ops::init(&config).await,
             Some(Command::Migrate) => ops::migrate(&config).await,
+            Some(Command::Demo(args)) => demo::demo(config, args, common.data_dir, common.db).await,
             Some(Command::Doctor) => ops::doctor(&config).await,
             Some(Command::Backup { file }) => ops::backup(&config, &file).await,
             Some(Command::Restore { file, force }) => ops::restore(&config, &file, force).await,

@@ -53,13 +53,36 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
         config.db.display()
     );
 
+    let scheduler = mesa.start_scheduler(engine_config(&config, local));
     let state = AppState::new(mesa.clone());
-    mesa_http::serve(listener, state, shutdown_signal())
+    // On a signal the scheduler stops first, while the API still answers the runs it gives
+    // their grace period to; then the server stops.
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("stopping the scheduler");
+        scheduler.shutdown().await;
+    };
+    mesa_http::serve(listener, state, shutdown)
         .await
         .context("server failed")?;
     tracing::info!("shutting down");
     mesa.close().await;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The scheduler's configuration: runners call the API on loopback at the bound port, get an
+/// allow-listed part of this process's environment, and never see the board token.
+fn engine_config(config: &Config, local: SocketAddr) -> mesa_core::EngineConfig {
+    let host = if local.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+    } else {
+        local
+    };
+    let mut engine = mesa_core::EngineConfig::new(format!("http://{host}"));
+    engine.max_runs = config.max_runs.max(1);
+    engine.server_env = std::env::vars().collect();
+    engine.secrets = config.board_token.iter().map(|t| t.0.clone()).collect();
+    engine
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -90,6 +90,7 @@ impl Mesa {
             slug: new.slug,
             config: new.config,
             paused_until: None,
+            pause_reason: None,
             created_at: now,
             updated_at: now,
             version: Version::FIRST,

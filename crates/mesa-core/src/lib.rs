@@ -38,6 +38,7 @@ mod bootstrap;
 mod budget;
 mod clock;
 mod config;
+mod engine;
 mod error;
 mod events;
 mod governance;
@@ -62,6 +63,7 @@ pub use bootstrap::BootstrapReport;
 pub use budget::{AgentBudget, BudgetLimits, ReportedUsage, UsageSummary, UsageTotals};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::CoreConfig;
+pub use engine::{Engine, EngineConfig, RunningScheduler};
 pub use error::{CoreError, ErrorKind, Result};
 pub use events::EventBus;
 pub use governance::{ProposedPatch, Strategy, WorkBlockDetail, WorkBlockFields, WorkBlockStats};
@@ -78,6 +80,7 @@ pub use wakes::COMMENT_DEBOUNCE;
 
 /// Re-exports of the layers below, so embedders need only this crate.
 pub use mesa_domain as domain;
+pub use mesa_scheduler as scheduler;
 pub use mesa_store as store;
 pub use mesa_workflow as workflow;
 

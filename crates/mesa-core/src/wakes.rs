@@ -354,7 +354,12 @@ impl Mesa {
     }
 
     /// Stores a comment by Mesa itself and publishes it.
-    async fn system_comment(&self, key: &IssueKey, kind: CommentKind, body: &str) -> Result<()> {
+    pub(crate) async fn system_comment(
+        &self,
+        key: &IssueKey,
+        kind: CommentKind,
+        body: &str,
+    ) -> Result<()> {
         let comment = NewComment {
             id: Self::new_id(),
             issue_key: key.clone(),
@@ -547,6 +552,7 @@ mod tests {
             slug: Slug::parse("eng").unwrap(),
             config,
             paused_until: None,
+            pause_reason: None,
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
             version: Version(1),

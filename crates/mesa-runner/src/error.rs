@@ -18,6 +18,10 @@ pub enum RunnerError {
     /// A git operation failed.
     #[error("git error: {0}")]
     Git(#[from] git2::Error),
+    /// A worktree could not be prepared or cleaned (invalid issue key for a branch, branch
+    /// already checked out elsewhere, left-over directory...).
+    #[error("workspace error: {0}")]
+    Workspace(String),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -16,7 +16,9 @@ pub mod parse;
 pub mod price;
 pub mod process;
 pub mod prompt;
+pub mod runners;
 pub mod scrub;
+pub mod simulated;
 pub mod worktree;
 
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ use mesa_domain::{
 };
 
 pub use error::{Result, RunnerError};
+pub use runners::runner_for;
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

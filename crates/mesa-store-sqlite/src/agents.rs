@@ -70,6 +70,7 @@ struct AgentRow {
     slug: String,
     config: String,
     paused_until: Option<i64>,
+    pause_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
     version: i64,
@@ -77,7 +78,7 @@ struct AgentRow {
 
 macro_rules! agent_columns {
     () => {
-        "id, slug, config, paused_until, created_at, updated_at, version"
+        "id, slug, config, paused_until, pause_reason, created_at, updated_at, version"
     };
 }
 
@@ -87,6 +88,7 @@ fn decode_agent(row: &AgentRow) -> Result<Agent> {
         slug: parse("agent", Slug::parse(&row.slug))?,
         config: json::<AgentConfig>("agent", "config", &row.config)?,
         paused_until: ts_opt(row.paused_until),
+        pause_reason: row.pause_reason.clone(),
         created_at: ts(row.created_at),
         updated_at: ts(row.updated_at),
         version: Version(row.version),
@@ -154,7 +156,8 @@ impl AgentStore for SqliteStore {
         sqlx::query(
             "INSERT INTO agents (id, slug, name, archetype, runner, model, working_dir, \
              reports_to, reviewer_id, active, config, paused_until, created_at, updated_at, \
-             version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)",
+             version, pause_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15)",
         )
         .bind(agent.id.to_string())
         .bind(agent.slug.as_str())
@@ -170,6 +173,7 @@ impl AgentStore for SqliteStore {
         .bind(agent.paused_until.map(Timestamp::as_millis))
         .bind(agent.created_at.as_millis())
         .bind(agent.updated_at.as_millis())
+        .bind(agent.pause_reason.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_err("agent", &agent.slug))?;
@@ -204,7 +208,7 @@ impl AgentStore for SqliteStore {
         let version: Option<i64> = sqlx::query_scalar(
             "UPDATE agents SET slug = $1, name = $2, archetype = $3, runner = $4, model = $5, \
              working_dir = $6, reports_to = $7, reviewer_id = $8, active = $9, config = $10, \
-             paused_until = $11, updated_at = $12, version = version + 1 \
+             paused_until = $11, updated_at = $12, version = version + 1, pause_reason = $15 \
              WHERE id = $13 AND version = $14 RETURNING version",
         )
         .bind(agent.slug.as_str())
@@ -221,6 +225,7 @@ impl AgentStore for SqliteStore {
         .bind(agent.updated_at.as_millis())
         .bind(&id)
         .bind(expected.0)
+        .bind(agent.pause_reason.as_deref())
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err("agent", &agent.slug))?;

@@ -667,15 +667,17 @@ impl RunStore for SqliteStore {
         worktree_path: Option<String>,
         branch: Option<String>,
         base_commit: Option<String>,
+        prompt: Option<String>,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let issue_key: Option<Option<String>> = sqlx::query_scalar(
-            "UPDATE runs SET worktree_path = ?, branch = ?, base_commit = ? WHERE id = ? \
-             RETURNING issue_key",
+            "UPDATE runs SET worktree_path = ?, branch = ?, base_commit = ?, \
+             prompt = COALESCE(?, prompt) WHERE id = ? RETURNING issue_key",
         )
         .bind(worktree_path)
         .bind(branch.as_deref())
         .bind(base_commit)
+        .bind(prompt)
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
         .await
@@ -883,6 +885,19 @@ impl RunStore for SqliteStore {
             u64::try_from(total).unwrap_or(0),
             u64::try_from(mine).unwrap_or(0),
         ))
+    }
+
+    async fn started_runs_since(&self, agent: AgentId, since: Timestamp) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM runs WHERE agent_id = ? AND started_at >= ? \
+             AND runner NOT IN ('noop', 'dry_run')",
+        )
+        .bind(agent.to_string())
+        .bind(since.as_millis())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn run_status_counts(&self) -> Result<Vec<(RunStatus, u64)>> {

@@ -111,6 +111,7 @@ pub async fn create_agents<S: AgentStore + ?Sized>(store: &S, n: usize) -> Vec<A
             slug: Slug::parse(&format!("agent-{i}")).expect("valid slug"),
             config,
             paused_until: None,
+            pause_reason: None,
             created_at: BASE,
             updated_at: BASE,
             version: Version::FIRST,
@@ -1464,9 +1465,17 @@ where
             Some("/tmp/wt".to_owned()),
             Some("mesa/MESA-1".to_owned()),
             Some("abc123".to_owned()),
+            Some("the prompt for this worktree".to_owned()),
         )
         .await
         .expect("workspace");
+    let stored = store.run(run.id).await.expect("run");
+    assert_eq!(
+        stored.prompt.as_deref(),
+        Some("the prompt for this worktree")
+    );
+    assert_eq!(stored.worktree_path.as_deref(), Some("/tmp/wt"));
+    assert_eq!(stored.base_commit.as_deref(), Some("abc123"));
     assert_eq!(
         store
             .issue(&issue.key)

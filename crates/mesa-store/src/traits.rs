@@ -228,13 +228,15 @@ pub trait RunStore: Send + Sync {
     /// Records the process of a started run.
     async fn set_run_process(&self, id: RunId, pid: Option<i64>, pgid: Option<i64>) -> Result<()>;
     /// Records worktree, branch and base commit of a started run (and the branch,
-    /// moving the version when it changes).
+    /// moving the version when it changes), and the prompt built for that workspace
+    /// (`None` keeps the stored one).
     async fn set_run_workspace(
         &self,
         id: RunId,
         worktree_path: Option<String>,
         branch: Option<String>,
         base_commit: Option<String>,
+        prompt: Option<String>,
     ) -> Result<()>;
     /// Extends the lease of running runs of `node_id`; returns how many.
     async fn renew_leases(&self, node_id: &str, until: Timestamp) -> Result<u64>;
@@ -253,6 +255,9 @@ pub trait RunStore: Send + Sync {
     async fn cancel_queued_runs(&self, req: CancelQueuedRuns) -> Result<Vec<Run>>;
     /// Number of running runs, in total and of one agent.
     async fn running_counts(&self, agent: AgentId) -> Result<(u64, u64)>;
+    /// Runs of `agent` started at or after `since`, leaving out the free runners (`noop`,
+    /// `dry_run`), for the per-agent loop guard (SPEC §6.5).
+    async fn started_runs_since(&self, agent: AgentId, since: Timestamp) -> Result<u64>;
     /// Number of runs in each status that has any (for metrics; one cheap aggregate query).
     async fn run_status_counts(&self) -> Result<Vec<(RunStatus, u64)>>;
 

@@ -76,12 +76,14 @@
 //! `docs/testing-agents.md` records what was learned about the CLIs.
 
 mod anthropic;
+mod cli;
 mod error;
 mod openai;
 mod record;
 mod script;
 mod server;
 
+pub use cli::agent_cli;
 pub use error::{Result, TestkitError};
 pub use record::{Endpoint, Outcome, RecordedRequest, ToolResult};
 pub use script::{DEFAULT_USAGE, FALLBACK_TEXT, Fault, Matcher, ToolCall, Turn, Usage};

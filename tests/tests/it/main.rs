@@ -2,3 +2,4 @@
 
 mod checkout_storm;
 mod durability;
+mod flows;

@@ -132,8 +132,10 @@ pub struct Agent {
     pub slug: Slug,
     /// The configuration (every revisioned field).
     pub config: AgentConfig,
-    /// Set by budget or quota pauses.
+    /// Set by budget, quota and loop-guard pauses.
     pub paused_until: Option<Timestamp>,
+    /// Why the agent is paused (shown with `paused_until`).
+    pub pause_reason: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last update.

@@ -133,8 +133,10 @@ pub(crate) struct AgentDto {
     pub(crate) command: Vec<String>,
     /// Endpoint for the `openai_compat` runner.
     pub(crate) base_url: Option<String>,
-    /// Set by budget or quota pauses.
+    /// Set by budget, quota and loop-guard pauses.
     pub(crate) paused_until: Option<String>,
+    /// Why the agent is paused.
+    pub(crate) pause_reason: Option<String>,
     /// Creation time.
     pub(crate) created_at: String,
     /// Last update.
@@ -221,6 +223,7 @@ pub(crate) async fn agent_dto(
         command: c.command.clone(),
         base_url: c.base_url.clone(),
         paused_until: agent.paused_until.map(time),
+        pause_reason: agent.paused_until.and_then(|_| agent.pause_reason.clone()),
         created_at: time(agent.created_at),
         updated_at: time(agent.updated_at),
         version: agent.version.0,

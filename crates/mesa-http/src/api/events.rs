@@ -281,6 +281,7 @@ struct AgentEventDto {
     reports_to: Option<String>,
     active: bool,
     paused_until: Option<String>,
+    pause_reason: Option<String>,
     updated_at: String,
     version: i64,
 }
@@ -297,6 +298,7 @@ impl AgentEventDto {
             reports_to: a.config.reports_to.and_then(slug_of),
             active: a.config.active,
             paused_until: a.paused_until.map(time),
+            pause_reason: a.paused_until.and_then(|_| a.pause_reason.clone()),
             updated_at: time(a.updated_at),
             version: a.version.0,
         }

@@ -131,6 +131,7 @@ fn agent(slug_text: &str) -> Agent {
             WorkingDir::parse("/srv/project").unwrap(),
         ),
         paused_until: None,
+        pause_reason: None,
         created_at: t(1),
         updated_at: t(1),
         version: Version::FIRST,

@@ -1,0 +1,345 @@
+//! The engine (SPEC §6, §7) stepped deterministically: real `command` runs (subprocesses),
+//! budgets, deduplication, idle heartbeats, failures and the runaway guard, secret scrubbing.
+
+use std::time::Duration;
+
+use mesa_core::domain::entity::{Agent, AgentConfig, Run};
+use mesa_core::domain::{Actor, IssueKey, IssueStatus, MicroUsd, RunStatus, RunnerKind};
+use mesa_core::scheduler::Scheduler;
+use mesa_core::store::{PageRequest, RunFilter};
+use mesa_core::{BudgetLimits, Engine, EngineConfig, NewIssue};
+
+use crate::support::TestMesa;
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the runners get the test's PATH, as the binary passes its own"
+)]
+fn engine_config() -> EngineConfig {
+    let mut c = EngineConfig::new("http://127.0.0.1:9");
+    c.max_runs = 16;
+    c.server_env = vec![
+        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        (
+            "HOME".to_owned(),
+            std::env::temp_dir().display().to_string(),
+        ),
+        (
+            "MESA_BOARD_TOKEN".to_owned(),
+            "mesa_brd_not_for_runs_0123456789abcdef0123456789".to_owned(),
+        ),
+    ];
+    c
+}
+
+/// Makes `slug` a `command` agent running `sh -c script`, with `max_concurrent_runs`.
+async fn command_agent(t: &TestMesa, slug: &str, script: &str, max_concurrent: u32) -> Agent {
+    let current = t.agent(slug).await;
+    let config = AgentConfig {
+        runner: RunnerKind::Command,
+        command: vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()],
+        max_concurrent_runs: max_concurrent,
+        timeout_sec: 60,
+        ..current.config.clone()
+    };
+    t.mesa
+        .update_agent_config(&t.board, slug, config, None, "test runner")
+        .await
+        .unwrap()
+}
+
+async fn issue_for(t: &TestMesa, title: &str, assignee: &str) -> IssueKey {
+    let mut new = NewIssue::titled(title).unwrap();
+    new.assignee = Some(assignee.into());
+    t.mesa.create_issue(&t.board, new).await.unwrap().issue.key
+}
+
+async fn runs(t: &TestMesa, filter: RunFilter) -> Vec<Run> {
+    t.mesa
+        .runs(&filter, &PageRequest::new(Some(500), None))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn runs_of(t: &TestMesa, key: &IssueKey) -> Vec<Run> {
+    runs(
+        t,
+        RunFilter {
+            issue: Some(key.clone()),
+            ..RunFilter::default()
+        },
+    )
+    .await
+}
+
+/// Steps until nothing more starts, waiting for every started run each time.
+async fn drain(s: &mut Scheduler<Engine>) -> usize {
+    let mut started = 0;
+    loop {
+        let report = s.step().await.unwrap();
+        s.settle().await;
+        if report.started.is_empty() {
+            return started;
+        }
+        started += report.started.len();
+    }
+}
+
+#[tokio::test]
+async fn a_command_run_is_spawned_captured_costed_and_its_key_dies() {
+    let t = TestMesa::new().await;
+    let keep = tempfile::tempdir().unwrap();
+    let key_file = keep.path().join("run.key");
+    command_agent(
+        &t,
+        "founding-engineer",
+        &format!(r#"echo "$MESA_API_KEY" > {key_file};
+           echo "working on $MESA_ISSUE_KEY as $MESA_AGENT_SLUG";
+           echo "key=$MESA_API_KEY token=sk-abcdefghijklmnopqrstuvwx board=$MESA_BOARD_TOKEN";
+           echo '{{"type":"mesa.usage","input_tokens":1200,"output_tokens":300,"cost_usd":0.0125,"model":"m"}}';
+           echo "the prompt file has $(wc -c < "$MESA_PROMPT_FILE") bytes" >&2"#,
+            key_file = key_file.display()),
+        1,
+    )
+    .await;
+    let key = issue_for(&t, "Add login", "founding-engineer").await;
+    let mut s = t.mesa.scheduler(engine_config());
+    let report = s.step().await.unwrap();
+    assert_eq!(report.started.len(), 1, "{report:?}");
+    s.settle().await;
+
+    let run = t
+        .mesa
+        .run_log(&Actor::System, report.started[0])
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.issue_key.as_ref(), Some(&key));
+    let log = run.stdout.clone().unwrap_or_default();
+    assert!(
+        log.contains(&format!("working on {key} as founding-engineer")),
+        "{log}"
+    );
+    assert!(
+        log.contains("key=[REDACTED]"),
+        "the run key is scrubbed: {log}"
+    );
+    assert!(
+        log.contains("token=[REDACTED]"),
+        "sk- tokens are scrubbed: {log}"
+    );
+    assert!(
+        log.contains("board=\n"),
+        "the board token is not passed on: {log}"
+    );
+    assert!(log.contains("the prompt file has"), "{log}");
+    assert_eq!(run.usage.input_tokens, 1200);
+    assert_eq!(run.usage.output_tokens, 300);
+    assert_eq!(run.cost_usd, MicroUsd(12_500));
+    assert_eq!(
+        run.cost_reserved_usd,
+        MicroUsd::ZERO,
+        "the reservation is released"
+    );
+    assert!(
+        run.prompt
+            .as_deref()
+            .is_some_and(|p| p.contains(key.as_str()))
+    );
+    // The run's key died with the run.
+    let raw = std::fs::read_to_string(&key_file).unwrap();
+    assert!(raw.trim().len() > 20, "{raw}");
+    assert!(t.mesa.authenticate(Some(raw.trim())).await.is_err());
+}
+
+#[tokio::test]
+async fn a_budget_that_fits_three_reservations_starts_exactly_three_of_eight() {
+    let t = TestMesa::new().await;
+    // Each run spends $1.50 of its $1 reservation: one run's overshoot is $0.50.
+    let agent = command_agent(
+        &t,
+        "founding-engineer",
+        r#"sleep 0.2; echo '{"type":"mesa.usage","input_tokens":10,"output_tokens":10,"cost_usd":1.5}'"#,
+        8,
+    )
+    .await;
+    t.mesa
+        .put_budget(
+            &t.board,
+            Some("founding-engineer"),
+            BudgetLimits {
+                daily_token_limit: 0,
+                daily_cost_limit_usd: MicroUsd(3_000_000),
+                per_run_reserve_usd: Some(MicroUsd(1_000_000)),
+            },
+        )
+        .await
+        .unwrap();
+    for i in 0..8 {
+        issue_for(&t, &format!("Task {i}"), "founding-engineer").await;
+    }
+    let mut s = t.mesa.scheduler(engine_config());
+    let report = s.step().await.unwrap();
+    assert_eq!(report.started.len(), 3, "{report:?}");
+    assert!(!report.refused.is_empty());
+    s.settle().await;
+    // Paused until the budget day ends, with the reason; the other five wait.
+    let paused = t.agent("founding-engineer").await;
+    assert!(paused.paused_until.is_some_and(|u| u > t.mesa.now()));
+    assert!(
+        paused
+            .pause_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("budget")),
+        "{paused:?}"
+    );
+    assert_eq!(drain(&mut s).await, 0, "nothing more starts while paused");
+    let all = runs(
+        &t,
+        RunFilter {
+            agent: Some(agent.id),
+            ..RunFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.status == RunStatus::Succeeded)
+            .count(),
+        3
+    );
+    assert_eq!(
+        all.iter().filter(|r| r.status == RunStatus::Queued).count(),
+        5
+    );
+    let budget = t.mesa.agent_budget(&paused).await.unwrap();
+    assert!(
+        budget.spent_today_usd <= MicroUsd(3_000_000 + 3 * 500_000),
+        "spend {} stays within the limit plus the runs' overshoot",
+        budget.spent_today_usd
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_wake_ups_make_one_run_and_at_most_one_follow_up() {
+    let t = TestMesa::new().await;
+    command_agent(&t, "founding-engineer", "sleep 1", 4).await;
+    let key = issue_for(&t, "Busy issue", "founding-engineer").await;
+    for _ in 0..100 {
+        t.mesa
+            .wake_agent(&t.board, "founding-engineer", Some(&key))
+            .await
+            .unwrap();
+    }
+    assert_eq!(runs_of(&t, &key).await.len(), 1, "queued wake-ups merge");
+    let mut s = t.mesa.scheduler(engine_config());
+    assert_eq!(s.step().await.unwrap().started.len(), 1);
+    for _ in 0..100 {
+        t.mesa
+            .wake_agent(&t.board, "founding-engineer", Some(&key))
+            .await
+            .unwrap();
+    }
+    // The follow-up waits for the running run.
+    assert!(s.step().await.unwrap().started.is_empty());
+    let all = runs_of(&t, &key).await;
+    assert_eq!(all.len(), 2, "one running and one follow-up: {all:?}");
+    s.settle().await;
+    assert_eq!(drain(&mut s).await, 1, "the follow-up runs once after");
+    assert_eq!(runs_of(&t, &key).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_idle_heartbeat_starts_nothing_over_twenty_intervals() {
+    let t = TestMesa::new().await;
+    let current = t.agent("qa").await;
+    let config = AgentConfig {
+        runner: RunnerKind::Command,
+        command: vec!["true".to_owned()],
+        heartbeat_enabled: true,
+        heartbeat_interval_sec: 60,
+        ..current.config.clone()
+    };
+    t.mesa
+        .update_agent_config(&t.board, "qa", config, None, "heartbeats on")
+        .await
+        .unwrap();
+    let mut s = t.mesa.scheduler(engine_config());
+    for _ in 0..20 {
+        t.clock.advance(Duration::from_secs(61));
+        assert!(s.step().await.unwrap().started.is_empty());
+    }
+    let qa = t.agent("qa").await;
+    let theirs = runs(
+        &t,
+        RunFilter {
+            agent: Some(qa.id),
+            ..RunFilter::default()
+        },
+    )
+    .await;
+    assert!(
+        theirs.is_empty(),
+        "an idle heartbeat queues nothing: {theirs:?}"
+    );
+
+    // With work in its inbox, the next heartbeat queues one run.
+    let key = issue_for(&t, "Check the release", "qa").await;
+    for r in runs_of(&t, &key).await {
+        t.mesa.cancel_run(&t.board, r.id).await.unwrap();
+    }
+    t.clock.advance(Duration::from_secs(61));
+    let report = s.step().await.unwrap();
+    assert_eq!(report.started.len(), 1, "{report:?}");
+    s.settle().await;
+}
+
+#[tokio::test]
+async fn a_failing_issue_gets_comments_and_is_blocked_by_the_runaway_guard() {
+    let t = TestMesa::new().await;
+    command_agent(
+        &t,
+        "founding-engineer",
+        "echo 'cannot build' >&2; exit 3",
+        1,
+    )
+    .await;
+    let key = issue_for(&t, "Flaky build", "founding-engineer").await;
+    let mut s = t.mesa.scheduler(engine_config());
+    let eng = t.actor("founding-engineer").await;
+    let _ = eng;
+    for _ in 0..12 {
+        drain(&mut s).await;
+        // Someone keeps poking it (not the board, whose pokes override the guard).
+        let ceo = t.actor("ceo").await;
+        let _ = t
+            .mesa
+            .add_comment(
+                &ceo,
+                &key,
+                "try again",
+                mesa_core::domain::CommentKind::Comment,
+            )
+            .await;
+        t.clock.advance(Duration::from_secs(31));
+    }
+    let issue = t.mesa.issue(&key).await.unwrap();
+    assert_eq!(issue.issue.status, IssueStatus::Blocked, "{issue:?}");
+    let failed = runs_of(&t, &key)
+        .await
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .count();
+    assert!(failed <= 8, "at most max_runs_per_issue runs: {failed}");
+    let comments = t
+        .mesa
+        .comments(&key, &PageRequest::new(Some(100), None))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        comments.iter().any(|c| c.body.contains("cannot build")),
+        "the failure reason is on the issue"
+    );
+}
