@@ -5,6 +5,8 @@
 //! - `foundation` (the default): `mesa-bench`: issue creation, cold start, idle memory.
 //! - `api`: `mesa-api-bench`: the REST API under load from a second process (`wrk`), with a
 //!   million issues and a thousand agents.
+//! - `dispatch`: `mesa-dispatch-bench`: the scheduler's latency from a wake-up's commit to the
+//!   runner's process.
 //!
 //! Benchmarks are never timed tests: they run here, on demand, and their figures are recorded.
 
@@ -20,6 +22,8 @@ pub(crate) enum Suite {
     Foundation,
     /// The REST API under load (`mesa-api-bench`).
     Api,
+    /// Scheduler dispatch latency (`mesa-dispatch-bench`).
+    Dispatch,
 }
 
 /// Options of `bench`.
@@ -55,6 +59,13 @@ impl Options {
                 agents: 1_000,
                 seconds: 10,
             },
+            Suite::Dispatch => Options {
+                suite,
+                issues: 200,
+                starts: 0,
+                agents: 0,
+                seconds: 0,
+            },
         }
     }
 }
@@ -69,6 +80,7 @@ pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
     let (binary, marker, heading) = match options.suite {
         Suite::Foundation => ("mesa-bench", "foundation", "Foundation"),
         Suite::Api => ("mesa-api-bench", "api", "REST API"),
+        Suite::Dispatch => ("mesa-dispatch-bench", "dispatch", "Scheduler"),
     };
     println!("bench: building release binaries");
     let status = Command::new("cargo")
@@ -117,6 +129,10 @@ pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
                 "--cache".to_owned(),
                 root.join("target").join("bench").display().to_string(),
             ],
+        ),
+        Suite::Dispatch => (
+            format!("cargo xtask bench dispatch --runs {}", options.issues),
+            vec!["--runs".to_owned(), options.issues.to_string()],
         ),
     };
     println!("bench: running {binary} ({command})");

@@ -38,6 +38,8 @@ Commands:
   bench [--issues N] [--starts N]
                     Build release binaries, run the foundation benchmarks and record the
                     figures in docs/benchmarks.md (defaults: 100000 issues, 11 starts).
+  bench dispatch [--runs N]
+                    The scheduler's dispatch latency (default 200 runs).
   bench api [--issues N] [--agents N] [--seconds S]
                     The REST API under load from wrk (apt-get install wrk), recorded the same
                     way (defaults: 1000000 issues, 1000 agents, 10 s per phase; the seeded
@@ -81,6 +83,7 @@ impl Cmd {
             "bench" => {
                 let (suite, rest) = match rest.split_first() {
                     Some((s, tail)) if s == "api" => (bench::Suite::Api, tail),
+                    Some((s, tail)) if s == "dispatch" => (bench::Suite::Dispatch, tail),
                     _ => (bench::Suite::Foundation, rest),
                 };
                 let mut options = bench::Options::of(suite);
@@ -99,6 +102,7 @@ impl Cmd {
                             options.starts = value()?.max(1);
                         }
                         "--agents" if suite == bench::Suite::Api => options.agents = value()?,
+                        "--runs" if suite == bench::Suite::Dispatch => options.issues = value()?,
                         "--seconds" if suite == bench::Suite::Api => {
                             options.seconds = value()?.max(1);
                         }

@@ -133,8 +133,13 @@ pub(crate) async fn demo(
     }
     let code = run_demo(&config, &args).await;
     if place.temporary && !args.keep {
-        if let Err(e) = std::fs::remove_dir_all(&place.dir) {
-            tracing::warn!(dir = %place.dir.display(), error = %e, "could not remove the demo's directory");
+        match std::fs::remove_dir_all(&place.dir) {
+            Ok(()) => println!(
+                "Removed the demo's temporary directory (--keep or --data-dir DIR keeps it)."
+            ),
+            Err(e) => {
+                tracing::warn!(dir = %place.dir.display(), error = %e, "could not remove the demo's directory");
+            }
         }
     } else {
         println!("The demo's data is in {}.", place.dir.display());

@@ -10,6 +10,9 @@ use crate::config::Config;
 use crate::ops::{DbLock, open_mesa};
 
 pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCode> {
+    // reqwest (the openai_compat and simulated runners) needs a crypto provider even for
+    // plain http; Err means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let _lock = DbLock::acquire(&config.db)?;
     let mesa = open_mesa(&config).await?;
     let boot = mesa.start_boot().await?;

@@ -163,3 +163,66 @@ fn a_killed_server_kills_the_orphaned_group_fails_the_run_and_requeues_it() {
         })
     });
 }
+
+#[test]
+fn sigterm_stops_runs_gracefully_records_them_cancelled_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let script = format!(
+        "if [ -f {d}/restarted ]; then exit 0; fi; \
+         echo $$ > {d}/pgid; sleep 1000 & echo $! > {d}/grandchild; wait"
+    );
+    let mut server = start(dir.path());
+    server.ok(
+        "PATCH",
+        "/agents/founding-engineer",
+        Some(json!({"runner": "command", "command": ["sh", "-c", script], "timeout_sec": 600})),
+    );
+    let issue = server.ok(
+        "POST",
+        "/issues",
+        Some(json!({"title": "Long job", "assignee_slug": "founding-engineer"})),
+    );
+    let key = issue["key"].as_str().unwrap().to_owned();
+    wait_for("the run to start its grandchild", || {
+        dir.path().join("grandchild").exists()
+            && server.runs(&key).iter().any(|r| r["status"] == "running")
+    });
+    let pgid = std::fs::read_to_string(dir.path().join("pgid")).unwrap();
+    let pgid = pgid.trim().to_owned();
+    let run_id = server.runs(&key)[0]["id"].as_str().unwrap().to_owned();
+
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "a graceful shutdown exits 0");
+    drop(server);
+    // (Killed processes may linger as zombies until init reaps them.)
+    wait_for("the run's process group to be gone", || !group_alive(&pgid));
+
+    std::fs::write(dir.path().join("restarted"), "").unwrap();
+    let server = start(dir.path());
+    let run = server.ok("GET", &format!("/runs/{run_id}"), None);
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(run["failure_reason"], "shutdown", "{run}");
+    assert_eq!(run["cost_reserved_usd"].as_f64(), Some(0.0));
+    wait_for("the interrupted work to resume", || {
+        server.runs(&key).iter().any(|r| {
+            r["triggers"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "recovery"))
+                && r["status"] == "succeeded"
+        })
+    });
+}

@@ -25,9 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mesa_domain::entity::{AgentConfig, TokenUsage};
-use mesa_domain::{
-    CostSource, IssueKey, MicroUsd, RunId, RunMode, RunStatus, RunnerKind, Timestamp,
-};
+use mesa_domain::{CostSource, IssueKey, MicroUsd, RunId, RunMode, RunStatus, Timestamp};
 
 pub use error::{Result, RunnerError};
 pub use runners::runner_for;
@@ -147,9 +145,4 @@ pub trait AgentRunner: Send + Sync {
         events: tokio::sync::mpsc::Sender<RunnerEvent>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<RunOutcome>;
-}
-
-/// The kinds this crate can run as a process or in-process.
-pub fn supports(kind: RunnerKind) -> bool {
-    !matches!(kind, RunnerKind::Simulated)
 }

@@ -21,7 +21,9 @@ pub fn runner_for(kind: RunnerKind, prices: &PriceTable) -> Arc<dyn AgentRunner>
         RunnerKind::OpenaiCompat => Arc::new(crate::openai_compat::OpenAiCompatRunner::new(
             prices.clone(),
         )),
-        RunnerKind::Simulated => Arc::new(crate::simulated::SimulatedRunner::new(0)),
+        RunnerKind::Simulated => {
+            Arc::new(crate::simulated::SimulatedRunner::new(0).with_prices(prices.clone()))
+        }
         _ => Arc::new(Cli {
             prices: prices.clone(),
         }),

@@ -96,7 +96,7 @@ async fn a_command_run_is_spawned_captured_costed_and_its_key_dies() {
         "founding-engineer",
         &format!(r#"echo "$MESA_API_KEY" > {key_file};
            echo "working on $MESA_ISSUE_KEY as $MESA_AGENT_SLUG";
-           echo "key=$MESA_API_KEY token=sk-abcdefghijklmnopqrstuvwx board=$MESA_BOARD_TOKEN";
+           echo "key=$MESA_API_KEY token=sk-abcdefghijklmnopqrstuvwx gh=ghp_abcdefghijklmnopqrstuvwxyz0123456789 board=$MESA_BOARD_TOKEN";
            echo '{{"type":"mesa.usage","input_tokens":1200,"output_tokens":300,"cost_usd":0.0125,"model":"m"}}';
            echo "the prompt file has $(wc -c < "$MESA_PROMPT_FILE") bytes" >&2"#,
             key_file = key_file.display()),
@@ -150,17 +150,23 @@ async fn a_command_run_is_spawned_captured_costed_and_its_key_dies() {
     // The run's key died with the run.
     let raw = std::fs::read_to_string(&key_file).unwrap();
     assert!(raw.trim().len() > 20, "{raw}");
+    assert!(
+        !log.contains(raw.trim()),
+        "the stored log never holds the run key"
+    );
     assert!(t.mesa.authenticate(Some(raw.trim())).await.is_err());
 }
 
 #[tokio::test]
 async fn a_budget_that_fits_three_reservations_starts_exactly_three_of_eight() {
     let t = TestMesa::new().await;
-    // Each run spends $1.50 of its $1 reservation: one run's overshoot is $0.50.
+    // Each run reserves $1; the first spends $1.50 (an overshoot of $0.50), the others $0.80.
     let agent = command_agent(
         &t,
         "founding-engineer",
-        r#"sleep 0.2; echo '{"type":"mesa.usage","input_tokens":10,"output_tokens":10,"cost_usd":1.5}'"#,
+        r#"sleep 0.2
+           cost=0.8; [ "$MESA_ISSUE_KEY" = "MESA-1" ] && cost=1.5
+           echo "{\"type\":\"mesa.usage\",\"input_tokens\":10,\"output_tokens\":10,\"cost_usd\":$cost}""#,
         8,
     )
     .await;
@@ -214,10 +220,16 @@ async fn a_budget_that_fits_three_reservations_starts_exactly_three_of_eight() {
         5
     );
     let budget = t.mesa.agent_budget(&paused).await.unwrap();
+    assert_eq!(budget.spent_today_usd, MicroUsd(3_100_000));
     assert!(
-        budget.spent_today_usd <= MicroUsd(3_000_000 + 3 * 500_000),
-        "spend {} stays within the limit plus the runs' overshoot",
+        budget.spent_today_usd <= MicroUsd(3_000_000 + 500_000),
+        "spend {} stays within the limit plus one run's overshoot",
         budget.spent_today_usd
+    );
+    assert_eq!(
+        budget.reserved_usd,
+        MicroUsd::ZERO,
+        "reservations are settled"
     );
 }
 
@@ -342,4 +354,86 @@ async fn a_failing_issue_gets_comments_and_is_blocked_by_the_runaway_guard() {
         comments.iter().any(|c| c.body.contains("cannot build")),
         "the failure reason is on the issue"
     );
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.kind == mesa_core::domain::CommentKind::System
+                && c.body.contains("Runaway guard")),
+        "the block is explained: {comments:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_quota_pauses_the_agent_until_its_reset_and_requeues_without_a_hot_loop() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = mesa_testkit::FakeModelServer::start([mesa_testkit::Turn::fault(
+        mesa_testkit::Fault::rate_limited(Duration::from_secs(600)),
+    )])
+    .await
+    .unwrap();
+    let t = TestMesa::new().await;
+    // The fake clock at the wall clock: the provider's reset time is wall-clock based.
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.clock.set(mesa_core::domain::Timestamp::from_millis(
+        i64::try_from(wall.as_millis()).unwrap(),
+    ));
+    let current = t.agent("founding-engineer").await;
+    let config = AgentConfig {
+        runner: RunnerKind::OpenaiCompat,
+        model: "llama3:8b".to_owned(),
+        base_url: Some(server.openai_base_url()),
+        ..current.config.clone()
+    };
+    t.mesa
+        .update_agent_config(&t.board, "founding-engineer", config, None, "local model")
+        .await
+        .unwrap();
+    let key = issue_for(&t, "Needs the model", "founding-engineer").await;
+    let mut s = t.mesa.scheduler(engine_config());
+    assert_eq!(s.step().await.unwrap().started.len(), 1);
+    s.settle().await;
+
+    let first = runs_of(&t, &key).await;
+    let failed = first
+        .iter()
+        .find(|r| r.status == RunStatus::Failed)
+        .unwrap();
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("quota"),
+        "{failed:?}"
+    );
+    let agent = t.agent("founding-engineer").await;
+    let until = agent.paused_until.expect("paused");
+    let ahead = until.since(t.mesa.now());
+    assert!(
+        ahead > Duration::from_secs(590) && ahead <= Duration::from_secs(601),
+        "paused until the provider's reset, {ahead:?} ahead"
+    );
+    assert!(
+        agent
+            .pause_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("quota")),
+        "{agent:?}"
+    );
+    let requeued = first
+        .iter()
+        .find(|r| r.status == RunStatus::Queued)
+        .expect("re-queued");
+    assert_eq!(requeued.not_before, Some(until));
+
+    // Nothing more runs before the reset, however often the scheduler passes.
+    for _ in 0..50 {
+        t.clock.advance(Duration::from_secs(10));
+        assert!(s.step().await.unwrap().started.is_empty());
+    }
+    assert_eq!(runs_of(&t, &key).await.len(), 2, "no hot loop");
+    assert_eq!(server.model_requests().len(), 1);
+    // After the reset the wake-up runs again.
+    t.clock.advance(Duration::from_secs(120));
+    assert_eq!(s.step().await.unwrap().started.len(), 1);
+    s.settle().await;
 }
