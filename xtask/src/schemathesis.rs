@@ -49,7 +49,9 @@ fn ensure_schemathesis() -> anyhow::Result<()> {
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     ensure_schemathesis()?;
     let status = Command::new("cargo")
-        .args(["build", "--locked", "-p", "mesa", "--bin", "mesa"])
+        // The same selection the test step builds (`mesa`'s integration tests need the binary),
+        // so after the tests this is a no-op instead of a second build with other features.
+        .args(["build", "--locked", "--workspace", "--tests"])
         .current_dir(root)
         .status()
         .context("cargo build")?;
