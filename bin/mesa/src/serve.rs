@@ -55,9 +55,22 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
         "Mesa is running at http://{local}/  (database {})",
         config.db.display()
     );
+    // The first start has no board token yet: mint the owner's and print a one-time link
+    // that signs the browser in (later, sign in with a token: `mesa token create <name>`).
+    if let Some(code) = mesa.first_start_login_code().await? {
+        println!(
+            "First start: open http://{local}/login/link?code={code} to sign in (works once, within 24 hours)"
+        );
+    }
 
     let scheduler = mesa.start_scheduler(engine_config(&config, local));
-    let state = AppState::new(mesa.clone());
+    let mut state = AppState::new(mesa.clone());
+    if let Some(dir) = std::env::var_os("MESA_DEV_TEMPLATES").filter(|d| !d.is_empty()) {
+        tracing::info!(dir = %std::path::Path::new(&dir).display(), "templates are read from disk");
+        state.ui = std::sync::Arc::new(mesa_http::ui::Ui::new(mesa_http::ui::Templates::from_dir(
+            dir,
+        )));
+    }
     // On a signal the scheduler stops first, while the API still answers the runs it gives
     // their grace period to; then the server stops.
     let shutdown = async move {

@@ -1,6 +1,8 @@
 //! Credentials (SPEC §9.1): board tokens, agent keys, run keys. Raw keys are shown once and never
 //! stored; only their SHA-256 is kept, and the comparison is constant time.
 
+use std::sync::Arc;
+
 use mesa_domain::entity::{Agent, ApiKey};
 use mesa_domain::{Actor, ApiKeyId, ApiKeyKind, Name, RunId, RunStatus, Timestamp};
 use mesa_store::NewApiKey;
@@ -46,6 +48,15 @@ pub enum AuthFailure {
     /// (401 `invalid_token`).
     #[error("the token is unknown, revoked or expired")]
     Invalid,
+}
+
+/// What authentication reads from the store for one key hash.
+#[derive(Debug)]
+struct StoredKey {
+    /// The key row.
+    key: ApiKey,
+    /// For a run key: its run is queued or running.
+    run_live: bool,
 }
 
 /// A newly minted credential: the row and the raw key, shown once.
@@ -102,13 +113,15 @@ impl Mesa {
             .find(|k| raw.starts_with(prefix_of(*k)))
             .ok_or(AuthFailure::Invalid)?;
         let hash = hash_key(raw);
-        let key = match self.inner.store.key_by_hash(&hash).await {
-            Ok(Some(key)) => key,
-            Ok(None) => return Err(AuthFailure::Invalid),
+        let stored = match self.stored_key(&hash).await {
+            Ok(stored) => stored,
             Err(err) => {
                 tracing::warn!(error = ?err, "key lookup failed");
                 return Err(AuthFailure::Invalid);
             }
+        };
+        let Some(StoredKey { key, run_live }) = stored.as_ref() else {
+            return Err(AuthFailure::Invalid);
         };
         let now = self.now();
         if !constant_time_eq(key.hash.as_bytes(), hash.as_bytes())
@@ -124,12 +137,9 @@ impl Mesa {
             },
             None => None,
         };
-        if let Some(run_id) = key.run_id {
-            // A run key dies with its run, even before the revocation is written.
-            match self.inner.store.run(run_id).await {
-                Ok(run) if matches!(run.status, RunStatus::Queued | RunStatus::Running) => {}
-                _ => return Err(AuthFailure::Invalid),
-            }
+        // A run key dies with its run, even before the revocation is written.
+        if key.run_id.is_some() && !run_live {
+            return Err(AuthFailure::Invalid);
         }
         let actor = match (&agent, kind) {
             (Some(a), ApiKeyKind::Agent | ApiKeyKind::Run) => Actor::Agent {
@@ -154,6 +164,33 @@ impl Mesa {
             agent,
             run_id: key.run_id,
         })
+    }
+
+    /// The key stored under `hash` and whether its run (for a run key) is queued or running.
+    /// Kept in the read cache while nothing is committed, so a revocation, a run's end or any
+    /// other write, by any path or process, is seen by the very next request.
+    async fn stored_key(
+        &self,
+        hash: &str,
+    ) -> std::result::Result<Arc<Option<StoredKey>>, mesa_store::StoreError> {
+        let store = &self.inner.store;
+        self.read_through(
+            format!("auth\u{0}{hash}"),
+            |_| std::mem::size_of::<StoredKey>() + 256,
+            || async {
+                let Some(key) = store.key_by_hash(hash).await? else {
+                    return Ok(None);
+                };
+                let run_live = match key.run_id {
+                    Some(run_id) => store.run(run_id).await.is_ok_and(|run| {
+                        matches!(run.status, RunStatus::Queued | RunStatus::Running)
+                    }),
+                    None => false,
+                };
+                Ok(Some(StoredKey { key, run_live }))
+            },
+        )
+        .await
     }
 
     /// Creates a board token (board only). The raw token is returned once.
@@ -280,7 +317,7 @@ impl Mesa {
         .await
     }
 
-    async fn mint(
+    pub(crate) async fn mint(
         &self,
         actor: &Actor,
         kind: ApiKeyKind,

@@ -48,8 +48,10 @@ mod journal;
 mod knowledge;
 mod learning;
 mod mesa;
+mod read_cache;
 mod run_stats;
 mod runs;
+mod sessions;
 mod settings;
 mod similar;
 mod wakes;
@@ -74,6 +76,7 @@ pub use journal::{
 pub use learning::{CronPatch, NewCron, NewSkill, SCHEDULER_PAUSED, parse_schedule, parse_tags};
 pub use mesa::{Mesa, MesaBuilder};
 pub use runs::{RUN_LOG_CAP, RunCancel, RunLogFollow};
+pub use sessions::{LINK_TTL_MS, OpenedSession, SESSION_IDLE_MS, SessionUser};
 pub use settings::{FEATURE_FLAGS, Settings};
 pub use similar::{DELETED_REASON, MAX_SIMILAR, SIMILARITY_THRESHOLD, SimilarIssue};
 pub use wakes::COMMENT_DEBOUNCE;

@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     /// Held while run output is appended and published, and while a log follower subscribes
     /// and reads the stored log, so a follower sees every chunk exactly once (`runs.rs`).
     pub(crate) run_log: tokio::sync::Mutex<()>,
+    /// Read results kept while the store's data version stays the same (`read_cache.rs`).
+    pub(crate) reads: crate::read_cache::ReadCache,
 }
 
 impl std::fmt::Debug for Mesa {
@@ -227,6 +229,7 @@ impl MesaBuilder {
                 roster: RwLock::new(None),
                 roster_generation: std::sync::atomic::AtomicU64::new(0),
                 run_log: tokio::sync::Mutex::new(()),
+                reads: crate::read_cache::ReadCache::default(),
             }),
         };
         // Issues submitted before reviewers were stored on them (or while the chart had none).

@@ -6,7 +6,8 @@
 //!
 //! It serves the operational endpoints (`GET /healthz`, `GET /readyz`, `GET /metrics`), the
 //! JSON API under `/api/v1` with its OpenAPI document at `/api/openapi.json` ([`api`]), and the
-//! SSE stream of committed changes at `/api/v1/events`. The dashboard is added beside them.
+//! SSE stream of committed changes at `/api/v1/events`, and the dashboard ([`ui`]): HTML pages
+//! for the board behind a session login, live over SSE at `/ui/events`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 pub mod api;
 pub mod health;
 pub mod metrics;
+pub mod ui;
 
 /// Configuration of the HTTP layer.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The open event streams (ended at shutdown).
     pub streams: Arc<api::events::EventStreams>,
+    /// The dashboard's templates.
+    pub ui: Arc<ui::Ui>,
 }
 
 impl AppState {
@@ -48,6 +52,7 @@ impl AppState {
             config: Arc::new(HttpConfig::default()),
             metrics: Arc::default(),
             streams: Arc::default(),
+            ui: Arc::new(ui::Ui::new(ui::Templates::embedded())),
         }
     }
 }
@@ -57,8 +62,20 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .merge(health::routes())
         .merge(api::routes(&state))
+        .merge(ui::routes(&state))
+        .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024));
     metrics::instrument(app, &state).with_state(state)
+}
+
+/// Unknown paths: the API's JSON error under `/api`, the dashboard's page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        api::error::ApiError::not_found(format!("no route {}", uri.path())).into_response()
+    } else {
+        ui::not_found().await
+    }
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.

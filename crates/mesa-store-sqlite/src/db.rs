@@ -75,6 +75,8 @@ pub struct SqliteStore {
     /// How connections are made (the checkpoint task opens its own).
     connect: SqliteConnectOptions,
     path: PathBuf,
+    /// The WAL-index file (`<path>-shm`), read by [`SqliteStore::data_version`].
+    pub(crate) shm: Option<std::sync::Arc<std::fs::File>>,
 }
 
 type Checkpointer = (
@@ -139,6 +141,11 @@ impl SqliteStore {
             .connect_with(base.clone().read_only(true))
             .await
             .map_err(backend)?;
+        // The writer connection stays open for the store's life, so the WAL-index file it
+        // created stays the one every connection (and every other process) uses.
+        let shm = std::fs::File::open(crate::version::shm_path(&options.path))
+            .ok()
+            .map(std::sync::Arc::new);
         Ok(SqliteStore {
             writer,
             reader,
@@ -148,6 +155,7 @@ impl SqliteStore {
             checkpointer: std::sync::Arc::default(),
             connect: base,
             path: options.path,
+            shm,
         })
     }
 

@@ -19,6 +19,7 @@ mod db;
 mod error;
 mod group;
 mod rows;
+mod version;
 
 mod agents;
 mod approvals;
@@ -29,6 +30,8 @@ mod issues;
 mod keys;
 mod knowledge;
 mod runs;
+mod sessions;
+mod stats;
 mod similar;
 mod system;
 

@@ -269,6 +269,10 @@ impl SystemStore for SqliteStore {
         SqliteStore::start_checkpoints(self).await
     }
 
+    fn data_version(&self) -> Option<Vec<u8>> {
+        SqliteStore::data_version(self)
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
     }

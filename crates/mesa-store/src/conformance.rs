@@ -17,8 +17,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use mesa_domain::entity::{
-    Agent, AgentConfig, ApiKey, BudgetPolicy, BudgetScope, Issue, Label, NewActivity, Setting,
-    TokenUsage, WebhookDelivery, WorkBlock,
+    Agent, AgentConfig, ApiKey, BudgetPolicy, BudgetScope, Issue, Label, NewActivity, Session,
+    Setting, TokenUsage, WebhookDelivery, WorkBlock,
 };
 use mesa_domain::{
     AgentId, ApiKeyId, ApiKeyKind, BudgetPolicyId, Color, CommentId, CommentKind, CostEventId,
@@ -32,7 +32,7 @@ use crate::{
     ActivityFilter, AgentStore, BlockStore, BudgetScopeKind, CheckoutRequest, Created,
     FinishRunRecord, InboxOwner, IssueFilter, IssueStore, IssueWrite, KeyStore, LabelStore,
     NewAgentRecord, NewApiKey, NewComment, NewIssueRecord, NewRunRecord, PageRequest, RunFilter,
-    RunStore, StartRunRequest, StoreError, SystemStore, UsageRecord, Versioned,
+    RunStore, SessionStore, StartRunRequest, StoreError, SystemStore, UsageRecord, Versioned,
 };
 
 /// Agents enough for every scenario.
@@ -1900,6 +1900,82 @@ where
         mine.iter().map(|k| k.id).collect::<Vec<_>>(),
         [agent_key.id]
     );
+}
+
+/// Sessions: stored by hash, touched, taken exactly once under concurrency, purged when
+/// expired, and gone with the board token they belong to.
+pub async fn sessions<S>(store: Arc<S>)
+where
+    S: KeyStore + SessionStore + ?Sized + 'static,
+{
+    let board = store
+        .create_key(NewApiKey {
+            key: api_key(ApiKeyKind::Board, None, None, "owner"),
+            activity: Vec::new(),
+        })
+        .await
+        .expect("board token");
+    let session = |hash: &str, one_time: bool, expires: Timestamp| Session {
+        hash: hash.to_owned(),
+        one_time,
+        key_id: board.id,
+        csrf: format!("csrf-{hash}"),
+        created_at: at(0),
+        expires_at: expires,
+        last_seen_at: at(0),
+    };
+    let open = session("s1", false, at(HOUR));
+    store.create_session(open.clone()).await.expect("create");
+    assert_eq!(
+        store.session_by_hash("s1").await.expect("lookup"),
+        Some(open.clone())
+    );
+    assert_eq!(store.session_by_hash("s2").await.expect("lookup"), None);
+    assert!(
+        store.create_session(open.clone()).await.is_err(),
+        "a hash is stored once"
+    );
+    store
+        .touch_session("s1", at(MINUTE), at(2 * HOUR))
+        .await
+        .expect("touch");
+    let touched = store
+        .session_by_hash("s1")
+        .await
+        .expect("lookup")
+        .expect("exists");
+    assert_eq!(
+        (touched.last_seen_at, touched.expires_at),
+        (at(MINUTE), at(2 * HOUR))
+    );
+
+    // A login link opens one session, however many tabs race for it.
+    store
+        .create_session(session("link", true, at(HOUR)))
+        .await
+        .expect("link");
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_session("link").await.expect("take") })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        if let Some(taken) = racer.await.expect("task") {
+            assert!(taken.one_time);
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one caller takes a link");
+
+    store
+        .create_session(session("old", false, at(MINUTE)))
+        .await
+        .expect("old");
+    assert_eq!(store.purge_sessions(at(30 * MINUTE)).await.expect("purge"), 1);
+    assert_eq!(store.session_by_hash("old").await.expect("lookup"), None);
+    assert!(store.session_by_hash("s1").await.expect("lookup").is_some());
 }
 
 /// Settings upsert in one transaction; webhook deliveries are deduplicated; the migration state

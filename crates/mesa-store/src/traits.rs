@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use mesa_domain::entity::{
     ActivityEvent, Agent, AgentRevision, ApexBlock, ApiKey, Approval, Archetype, ArchetypePatch,
     ArchetypeVersion, Audit, BudgetPolicy, BudgetScope, Comment, Cron, Directive, Issue, Label,
-    MemoryItem, NewActivity, NorthStarValue, Reflection, Run, Setting, Skill, WebhookDelivery,
+    MemoryItem, NewActivity, NorthStarValue, Reflection, Run, Session, Setting, Skill, WebhookDelivery,
     WikiPage, WikiRevision, WorkBlock,
 };
 use mesa_domain::{
-    AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey, LabelId,
+    AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey,
+    IssueStatus, LabelId,
     RunId, RunStatus, Slug, Timestamp, WikiSlug, WorkBlockId,
 };
 
@@ -297,6 +298,29 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self, agent: Option<AgentId>) -> Result<Vec<ApiKey>>;
 }
 
+/// Aggregates the dashboard shows (SPEC §10), each one indexed query.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// The number of (not deleted) issues in each status that has any.
+    async fn issue_status_counts(&self) -> Result<Vec<(IssueStatus, u64)>>;
+}
+
+/// Dashboard sessions and one-time login links (SPEC §14).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a session or a login link.
+    async fn create_session(&self, session: Session) -> Result<()>;
+    /// The session (or link) with this hash, if any, expired or not.
+    async fn session_by_hash(&self, hash: &str) -> Result<Option<Session>>;
+    /// Records a request of a session and moves its expiry.
+    async fn touch_session(&self, hash: &str, seen: Timestamp, expires: Timestamp) -> Result<()>;
+    /// Removes a session or link and returns it, atomically: of two concurrent callers only
+    /// one gets it (a login link opens one session).
+    async fn take_session(&self, hash: &str) -> Result<Option<Session>>;
+    /// Removes every session and link that expired before `now`; returns how many.
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64>;
+}
+
 /// Reflections, skills, memory and the wiki.
 #[async_trait]
 pub trait KnowledgeStore: Send + Sync {
@@ -414,6 +438,13 @@ pub trait SystemStore: Send + Sync {
     async fn start_maintenance(&self) -> Result<()> {
         Ok(())
     }
+    /// An opaque value that changes whenever a write commits, through this store or any other
+    /// connection to the same database, read without a round trip. Read caches keep a value
+    /// loaded while this stayed the same, and serve it while it still is. `None` (the default)
+    /// means the backend cannot tell, and nothing may be served from a cache.
+    fn data_version(&self) -> Option<Vec<u8>> {
+        None
+    }
     /// Closes connections and flushes what the backend buffers. The store is unusable after.
     async fn close(&self) {}
 }
@@ -428,6 +459,8 @@ pub trait Store:
     + ApprovalStore
     + RunStore
     + KeyStore
+    + SessionStore
+    + StatsStore
     + KnowledgeStore
     + GovernanceStore
     + SystemStore
@@ -443,6 +476,8 @@ impl<T> Store for T where
         + ApprovalStore
         + RunStore
         + KeyStore
+        + SessionStore
+        + StatsStore
         + KnowledgeStore
         + GovernanceStore
         + SystemStore

@@ -1,6 +1,6 @@
 //! The audit log, settings and incoming webhook deliveries.
 
-use crate::{ActivityId, Timestamp, WebhookDeliveryId, WebhookStatus};
+use crate::{ActivityId, ApiKeyId, Timestamp, WebhookDeliveryId, WebhookStatus};
 
 /// One row of the append-only, hash-chained audit log (SPEC §1 ActivityEvent).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -122,4 +122,25 @@ pub struct WebhookDelivery {
     pub payload: String,
     /// When received.
     pub created_at: Timestamp,
+}
+
+/// A dashboard login (SPEC §14): a server-side session opened with a board token, or a
+/// one-time login link that opens one. Only the SHA-256 of the cookie value (or link code)
+/// is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 hex of the raw session id or link code.
+    pub hash: String,
+    /// True for a one-time login link not yet used; false for an open session.
+    pub one_time: bool,
+    /// The board token the session acts for; revoking it ends the session.
+    pub key_id: ApiKeyId,
+    /// The CSRF token every state-changing request of this session must carry.
+    pub csrf: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// When the session (or link) stops working unless renewed.
+    pub expires_at: Timestamp,
+    /// Last request seen (kept to a coarse granularity).
+    pub last_seen_at: Timestamp,
 }

@@ -1,9 +1,13 @@
 //! `GET /inbox`: the caller's actionable issues (SPEC §9.3).
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use mesa_core::Mesa;
 use mesa_core::store::PageRequest;
+use mesa_core::{IssueList, Mesa};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,12 +41,35 @@ async fn inbox(
     Auth(p): Auth,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let list = mesa
-        .inbox(&p.actor, &PageRequest::new(q.limit, q.cursor))
+    // The page is rendered once per change of the data: later requests for the same inbox
+    // page get the same bytes until anything is committed (see `Mesa::inbox_rendered`).
+    let body = mesa
+        .inbox_rendered(&p.actor, &PageRequest::new(q.limit, q.cursor), render)
         .await?;
-    Ok(axum::Json(Page {
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Bytes::from_owner(ArcBytes(body)),
+    )
+        .into_response())
+}
+
+/// The JSON of an inbox page, exactly as `axum::Json(Page { .. })` writes it.
+fn render(list: IssueList) -> Vec<u8> {
+    serde_json::to_vec(&Page {
         items: list.items.iter().map(IssueDto::from).collect(),
         next_cursor: list.next_cursor,
     })
-    .into_response())
+    .expect("an issue page is plain data and always serializes")
+}
+
+/// A shared rendered page as a response body, without copying it.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
 }

@@ -1,24 +1,24 @@
 //! The JSON API under `/api/v1` (SPEC §9) and its OpenAPI document at `/api/openapi.json`.
 
-mod agents;
-mod approvals;
-mod archetypes;
-mod blocks;
+pub(crate) mod agents;
+pub(crate) mod approvals;
+pub(crate) mod archetypes;
+pub(crate) mod blocks;
 pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
-mod inbox;
-mod issues;
-mod issues_extra;
-mod keys;
-mod labels;
-mod learning;
-mod ops;
+pub(crate) mod inbox;
+pub(crate) mod issues;
+pub(crate) mod issues_extra;
+pub(crate) mod keys;
+pub(crate) mod labels;
+pub(crate) mod learning;
+pub(crate) mod ops;
 pub mod rights;
-mod runs;
-mod usage;
-mod wiki;
+pub(crate) mod runs;
+pub(crate) mod usage;
+pub(crate) mod wiki;
 
 use axum::Router;
 use axum::routing::get;

@@ -2,6 +2,7 @@
 
 mod agents;
 mod blocks;
+mod caches;
 mod conformance;
 mod events;
 mod issues;
@@ -11,3 +12,4 @@ mod metrics;
 mod rights;
 mod runs;
 mod support;
+mod ui;

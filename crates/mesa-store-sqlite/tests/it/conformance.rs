@@ -36,6 +36,7 @@ scenario!(creation_queues_its_wake_up, agents);
 scenario!(run_lifecycle, agents);
 scenario!(run_output_and_queued_cancel, agents);
 scenario!(keys, agents);
+scenario!(sessions);
 scenario!(settings_and_maintenance);
 scenario!(activity_chain_survives_concurrency);
 scenario!(one_active_work_block);

@@ -5,6 +5,7 @@
 
 mod aggregates;
 mod conformance;
+mod fast_paths;
 mod similar;
 mod sqlite;
 mod support;

@@ -1,0 +1,205 @@
+//! The read cache behind authentication and the inbox: whatever writes — a core command, a
+//! direct store write (as the scheduler makes), another `Mesa` on the same database file (as the
+//! `mesa token` CLI is, in another process) — the very next read answers from the new data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesa_core::domain::{Actor, IssueStatus, Name, Timestamp, Title, WorkingDir};
+use mesa_core::store::PageRequest;
+use mesa_core::{AuthFailure, CoreConfig, FakeClock, IssueList, IssuePatch, Mesa, NewIssue};
+
+/// Two `Mesa`s on one database file, as a server and a CLI process would be.
+struct Pair {
+    server: Mesa,
+    cli: Mesa,
+    clock: FakeClock,
+    _dir: tempfile::TempDir,
+}
+
+async fn open(dir: &std::path::Path, clock: &FakeClock) -> Mesa {
+    let config = CoreConfig::new(dir, WorkingDir::parse(&dir.to_string_lossy()).unwrap());
+    Mesa::builder()
+        .sqlite(dir.join("mesa.db"))
+        .config(config)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .unwrap()
+}
+
+impl Pair {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeClock::new(Timestamp::parse_rfc3339("at", "2026-11-25T09:00:00Z").unwrap());
+        let server = open(dir.path(), &clock).await;
+        server.bootstrap_if_empty().await.unwrap();
+        let cli = open(dir.path(), &clock).await;
+        Pair {
+            server,
+            cli,
+            clock,
+            _dir: dir,
+        }
+    }
+}
+
+fn board() -> Actor {
+    Actor::board("test")
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_whoever_revokes_it() {
+    let p = Pair::new().await;
+    for revoker in [&p.server, &p.cli] {
+        let minted = p
+            .server
+            .create_agent_key(&board(), "ceo", None, None)
+            .await
+            .unwrap();
+        // Twice: the second answer comes from the cache.
+        for _ in 0..2 {
+            let who = p.server.authenticate(Some(&minted.raw)).await.unwrap();
+            assert_eq!(who.key_id, minted.key.id);
+        }
+        revoker.revoke_key(&board(), minted.key.id).await.unwrap();
+        assert_eq!(
+            p.server.authenticate(Some(&minted.raw)).await,
+            Err(AuthFailure::Invalid),
+            "refused by the very next request"
+        );
+    }
+    // A board token made by the CLI works at once, and its revocation is seen at once.
+    let token = p
+        .cli
+        .create_board_token(&board(), Name::parse("ops").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(p.server.authenticate(Some(&token.raw)).await.unwrap().is_board());
+    p.cli.revoke_key(&board(), token.key.id).await.unwrap();
+    assert_eq!(
+        p.server.authenticate(Some(&token.raw)).await,
+        Err(AuthFailure::Invalid)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_key_and_a_finished_runs_key_are_refused_at_once() {
+    let p = Pair::new().await;
+    let expires = Timestamp::from_millis(p.server.now().as_millis() + 60_000);
+    let short = p
+        .server
+        .create_agent_key(&board(), "ceo", None, Some(expires))
+        .await
+        .unwrap();
+    p.server.authenticate(Some(&short.raw)).await.unwrap();
+    p.server.authenticate(Some(&short.raw)).await.unwrap();
+    p.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        p.server.authenticate(Some(&short.raw)).await,
+        Err(AuthFailure::Invalid),
+        "expiry is checked on every request, cached or not"
+    );
+
+    let queued = p.server.wake_agent(&board(), "ceo", None).await.unwrap().run;
+    let ceo = p.server.find_agent("ceo").await.unwrap();
+    let run_key = p.server.mint_run_key(&ceo, queued.id).await.unwrap();
+    for _ in 0..2 {
+        let who = p.server.authenticate(Some(&run_key.raw)).await.unwrap();
+        assert_eq!(who.run_id, Some(queued.id));
+    }
+    // The run ends (cancelled while queued) by the other process.
+    p.cli.cancel_run(&board(), queued.id).await.unwrap();
+    assert_eq!(
+        p.server.authenticate(Some(&run_key.raw)).await,
+        Err(AuthFailure::Invalid),
+        "a finished run's key dies with it"
+    );
+}
+
+/// The inbox as a test renders it: what a client would see of each item.
+fn render(list: IssueList) -> Vec<u8> {
+    let items: Vec<String> = list
+        .items
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} {} {} v{}",
+                v.issue.key, v.issue.title, v.issue.status, v.issue.priority.get(), v.issue.version.0
+            )
+        })
+        .collect();
+    items.join("\n").into_bytes()
+}
+
+async fn inbox(m: &Mesa, actor: &Actor) -> Arc<Vec<u8>> {
+    m.inbox_rendered(actor, &PageRequest::first(), render)
+        .await
+        .unwrap()
+}
+
+async fn fresh(m: &Mesa, actor: &Actor) -> Vec<u8> {
+    render(m.inbox(actor, &PageRequest::first()).await.unwrap())
+}
+
+#[tokio::test]
+async fn the_inbox_is_fresh_after_a_write_through_any_path() {
+    let p = Pair::new().await;
+    let ceo = p.server.find_agent("ceo").await.unwrap();
+    let me = Actor::Agent {
+        id: ceo.id,
+        slug: ceo.slug.clone(),
+    };
+    let mut new = NewIssue::titled("First").unwrap();
+    new.assignee = Some("ceo".to_owned());
+    let first = p.server.create_issue(&board(), new).await.unwrap().issue;
+
+    let a = inbox(&p.server, &me).await;
+    let b = inbox(&p.server, &me).await;
+    assert!(Arc::ptr_eq(&a, &b), "an unchanged inbox is served from the cache");
+    assert_eq!(*a, fresh(&p.server, &me).await);
+
+    // 1. A core command.
+    let patch = IssuePatch {
+        title: Some(Title::parse("First, renamed").unwrap()),
+        ..IssuePatch::default()
+    };
+    p.server.update_issue(&board(), &first.key, patch).await.unwrap();
+    let c = inbox(&p.server, &me).await;
+    assert_ne!(c, b);
+    assert_eq!(*c, fresh(&p.server, &me).await, "after a core command");
+
+    // 2. A write straight through the store, as the scheduler's engine makes them.
+    let outcome = p
+        .server
+        .store()
+        .checkout_issue(mesa_core::store::CheckoutRequest {
+            key: first.key.clone(),
+            agent_id: ceo.id,
+            run_id: None,
+            expected: vec![IssueStatus::Todo],
+            now: p.server.now(),
+            activity: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert!(outcome.changed);
+    let d = inbox(&p.server, &me).await;
+    assert_ne!(d, c);
+    assert_eq!(*d, fresh(&p.server, &me).await, "after a store write");
+
+    // 3. Another process on the same database.
+    let mut other = NewIssue::titled("From the CLI").unwrap();
+    other.assignee = Some("ceo".to_owned());
+    p.cli.create_issue(&board(), other).await.unwrap();
+    let e = inbox(&p.server, &me).await;
+    assert!(String::from_utf8_lossy(&e).contains("From the CLI"));
+    assert_eq!(*e, fresh(&p.server, &me).await, "after another process's write");
+
+    // Pages and owners are cached apart.
+    let page = PageRequest::new(Some(1), None);
+    let one = p.server.inbox_rendered(&me, &page, render).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&one).lines().count(), 1);
+    let nobody = p.server.inbox_rendered(&board(), &PageRequest::first(), render).await;
+    assert!(nobody.unwrap().is_empty(), "the board's inbox is its own");
+}
