@@ -6,6 +6,7 @@
 //!
 //! - `ci [--skip-fmt]`: runs exactly what CI runs, in order, failing fast ([`ci`]).
 //! - `check-layers`: checks the dependency arrows of STYLE §2.2 ([`check_layers`]).
+//! - `screenshots`: PNGs of every dashboard page at two widths ([`screenshots`]).
 //! - `help`: prints the usage.
 //!
 //! xtask depends on no workspace crate and shells out to cargo instead.
@@ -21,6 +22,7 @@ mod bench;
 mod check_layers;
 mod ci;
 mod schemathesis;
+mod screenshots;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +47,9 @@ Commands:
                     way (defaults: 1000000 issues, 1000 agents, 10 s per phase; the seeded
                     database is kept under target/bench and reused).
   schemathesis      Run schemathesis against a fresh `mesa serve` (the last CI step).
+  screenshots       Save every dashboard page at 1280 px and 390 px widths as
+                    target/screenshots/<page>-<width>.png (headless Chromium; needs
+                    apt-get install chromium chromium-driver).
   help              Print this message.";
 
 /// A parsed command line.
@@ -54,6 +59,7 @@ enum Cmd {
     CheckLayers,
     Bench(bench::Options),
     Schemathesis,
+    Screenshots,
     Help,
 }
 
@@ -112,6 +118,12 @@ impl Cmd {
                 Ok(Self::Bench(options))
             }
             "schemathesis" => Ok(Self::Schemathesis),
+            "screenshots" => {
+                if let Some(extra) = rest.first() {
+                    bail!("`screenshots` takes no arguments, got: {extra}");
+                }
+                Ok(Self::Screenshots)
+            }
             "help" | "--help" | "-h" => Ok(Self::Help),
             other => bail!("unknown command: {other}"),
         }
@@ -123,6 +135,7 @@ impl Cmd {
             Self::CheckLayers => check_layers::run(root),
             Self::Bench(options) => bench::run(root, *options),
             Self::Schemathesis => schemathesis::run(root),
+            Self::Screenshots => screenshots::run(root),
             Self::Help => {
                 println!("{USAGE}");
                 Ok(())
@@ -170,6 +183,7 @@ mod tests {
         assert_eq!(parse(&["help"]).unwrap(), Cmd::Help);
         assert_eq!(parse(&["--help"]).unwrap(), Cmd::Help);
         assert_eq!(parse(&["check-layers"]).unwrap(), Cmd::CheckLayers);
+        assert_eq!(parse(&["screenshots"]).unwrap(), Cmd::Screenshots);
         assert_eq!(
             parse(&["ci"]).unwrap(),
             Cmd::Ci(ci::Options { skip_fmt: false })
@@ -208,5 +222,6 @@ mod tests {
         assert!(parse(&["bench", "--issues", "many"]).is_err());
         assert!(parse(&["ci", "--fast"]).is_err());
         assert!(parse(&["check-layers", "extra"]).is_err());
+        assert!(parse(&["screenshots", "extra"]).is_err());
     }
 }

@@ -40,7 +40,9 @@ struct State {
 
 impl ReadCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The value kept for `key` under `version`, if any (and of type `T`).
@@ -141,7 +143,10 @@ mod tests {
         let cache = ReadCache::default();
         cache.put(vec![1], "a".into(), (Arc::new(1_u32), 4));
         assert_eq!(cache.get::<u32>(&[1], "a").as_deref(), Some(&1));
-        assert!(cache.get::<u32>(&[2], "a").is_none(), "another version misses");
+        assert!(
+            cache.get::<u32>(&[2], "a").is_none(),
+            "another version misses"
+        );
         assert!(cache.get::<u64>(&[1], "a").is_none(), "another type misses");
         cache.put(vec![2], "b".into(), (Arc::new(2_u32), 4));
         assert!(cache.get::<u32>(&[1], "a").is_none());

@@ -49,8 +49,23 @@ macro_rules! issue_select {
 }
 pub(crate) use issue_select;
 
-/// A stored issue.
-#[derive(Debug, sqlx::FromRow)]
+/// `SELECT <a JSON array of rows> FROM (` — the rest of the statement selects issue rows (with
+/// [`issue_select`]'s columns) and closes the parenthesis. Each row becomes an array of the
+/// columns in [`IssueRow`]'s field order, and the rows keep the inbox order.
+macro_rules! inbox_page_row {
+    () => {
+        "SELECT json_group_array(json_array(id, key, title, description, type, status, \
+         priority, assignee_id, submitted_by, reviewer_id, parent_key, work_block_id, stages, \
+         current_stage, branch, started_at, completed_at, cancellation_reason, created_by, \
+         run_count, status_changed_at, json(CASE WHEN deleted THEN 'true' ELSE 'false' END), \
+         created_at, updated_at, version, labels || '') \
+         ORDER BY priority DESC, updated_at DESC, key DESC) FROM ("
+    };
+}
+
+/// A stored issue. Also read from a JSON array of its columns in this field order
+/// (`inbox_page_row!`).
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct IssueRow {
     id: String,
     key: String,
@@ -608,10 +623,14 @@ impl IssueStore for SqliteStore {
             None => (5, 0, String::new()),
         };
         let limit = i64::from(page.limit) + 1;
-        let rows: Vec<IssueRow> = match owner {
+        // The page comes back as one row holding a JSON array of rows: sqlx hands every row
+        // from its worker thread to this task through a channel, and a page of 51 rows one by
+        // one cost more than the query itself.
+        let text: String = match owner {
             // Each arm reads its rows straight off its index (in order, at most a page);
             // the union of two short sorted lists is then ordered once.
-            InboxOwner::Agent(agent) => sqlx::query_as(concat!(
+            InboxOwner::Agent(agent) => sqlx::query_scalar(concat!(
+                inbox_page_row!(),
                 "SELECT * FROM (",
                 issue_select!(
                     "INDEXED BY issues_inbox \
@@ -629,16 +648,19 @@ impl IssueStore for SqliteStore {
                      ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
                      LIMIT (SELECT ?5)"
                 ),
-                ") ORDER BY priority DESC, updated_at DESC, key DESC LIMIT (SELECT ?5)"
+                ") ORDER BY priority DESC, updated_at DESC, key DESC LIMIT (SELECT ?5))"
             ))
             .bind(agent.to_string()),
-            InboxOwner::Board => sqlx::query_as(issue_select!(
-                "INDEXED BY issues_board_review \
-                 WHERE issues.status = 'board_review' AND issues.deleted = 0 \
-                   AND ?1 IS NULL \
-                   AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
-                 ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
-                 LIMIT (SELECT ?5)"
+            InboxOwner::Board => sqlx::query_scalar(concat!(
+                inbox_page_row!(),
+                issue_select!(
+                    "INDEXED BY issues_board_review \
+                     WHERE issues.status = 'board_review' AND issues.deleted = 0 \
+                       AND ?1 IS NULL \
+                       AND (issues.priority, issues.updated_at, issues.key) < (?2, ?3, ?4) \
+                     ORDER BY issues.priority DESC, issues.updated_at DESC, issues.key DESC \
+                     LIMIT (SELECT ?5))"
+                )
             ))
             .bind(None::<String>),
         }
@@ -646,9 +668,10 @@ impl IssueStore for SqliteStore {
         .bind(updated_at)
         .bind(key)
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_one(&self.reader)
         .await
         .map_err(backend)?;
+        let rows: Vec<IssueRow> = json(ISSUE, "inbox page", &text)?;
         page_of(rows, page, decode_issue, |i: &Issue| {
             encode_cursor(
                 i64::from(i.priority.get()) * INBOX_SORT_SPLIT + i.updated_at.as_millis(),

@@ -1,8 +1,8 @@
 //! Dashboard aggregates: [`StatsStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use mesa_domain::IssueStatus;
-use mesa_store::{Result, StatsStore};
+use mesa_domain::{AgentId, IssueKey, IssueStatus, MicroUsd, Timestamp, WorkBlockId};
+use mesa_store::{DailyCost, Result, StatsStore};
 
 use crate::SqliteStore;
 use crate::error::backend;
@@ -33,5 +33,208 @@ impl StatsStore for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn daily_costs(
+        &self,
+        since: Timestamp,
+        offset_minutes: i32,
+        agent: Option<AgentId>,
+    ) -> Result<Vec<DailyCost>> {
+        const DAY_MS: i64 = 86_400_000;
+        let offset_ms = i64::from(offset_minutes) * 60_000;
+        // A range walk of `cost_events_time` (or `cost_events_agent` for one agent).
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT agent_id, ((created_at - ?2) / 86400000) AS day, SUM(cost_usd), \
+             SUM(input_tokens + output_tokens) FROM cost_events \
+             WHERE created_at >= ?1 AND (?3 IS NULL OR agent_id = ?3) \
+             GROUP BY day, agent_id ORDER BY day, agent_id",
+        )
+        .bind(since.as_millis())
+        .bind(offset_ms)
+        .bind(agent.map(|a| a.to_string()))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(agent_id, day, cost, tokens)| {
+                Ok(DailyCost {
+                    agent_id: parse("cost event", AgentId::parse(&agent_id))?,
+                    day: Timestamp::from_millis(day * DAY_MS + offset_ms),
+                    cost_usd: MicroUsd(cost),
+                    tokens,
+                })
+            })
+            .collect()
+    }
+
+    async fn runs_per_agent_since(&self, since: Timestamp) -> Result<Vec<(AgentId, u64)>> {
+        // One range count of `runs_agent (agent_id, queued_at)` per agent: bounded by the
+        // roster, never a scan of the runs table.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT a.id, (SELECT COUNT(*) FROM runs r WHERE r.agent_id = a.id \
+             AND r.queued_at >= ?1) AS n FROM agents a WHERE n > 0 ORDER BY a.id",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(id, n)| {
+                Ok((
+                    parse("run count", AgentId::parse(&id))?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    async fn block_issue_counts(&self, block: WorkBlockId) -> Result<Vec<(IssueStatus, u64)>> {
+        // A range of `issues_work_block (work_block_id, status)`: bounded by the block's members.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM issues INDEXED BY issues_work_block \
+             WHERE work_block_id = ?1 AND deleted = 0 GROUP BY status ORDER BY status",
+        )
+        .bind(block.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(status, n)| {
+                Ok((
+                    parse("issue", IssueStatus::parse(&status))?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    async fn block_spend(&self, block: WorkBlockId) -> Result<(MicroUsd, i64, u64)> {
+        // Members through `issues_work_block`, their runs through `runs_issue`.
+        let (cost, tokens, runs): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(r.cost_usd), 0), COALESCE(SUM(r.input_tokens + r.output_tokens \
+             + r.cache_read_tokens + r.cache_write_tokens), 0), COUNT(r.id) \
+             FROM issues i INDEXED BY issues_work_block JOIN runs r ON r.issue_key = i.key \
+             WHERE i.work_block_id = ?1",
+        )
+        .bind(block.to_string())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok((MicroUsd(cost), tokens, u64::try_from(runs).unwrap_or(0)))
+    }
+
+    async fn block_member_times(
+        &self,
+        block: WorkBlockId,
+    ) -> Result<Vec<(Timestamp, Option<Timestamp>)>> {
+        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT created_at, CASE WHEN status = 'done' \
+             THEN COALESCE(completed_at, updated_at) END \
+             FROM issues INDEXED BY issues_work_block WHERE work_block_id = ?1 AND deleted = 0 \
+             ORDER BY created_at",
+        )
+        .bind(block.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, d)| (Timestamp::from_millis(c), d.map(Timestamp::from_millis)))
+            .collect())
+    }
+
+    async fn agent_cost_limits(&self) -> Result<Vec<(AgentId, MicroUsd)>> {
+        // One row per agent at most (`scope` is unique): bounded by the roster.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT agent_id, daily_cost_limit_usd FROM budget_policies \
+             WHERE agent_id IS NOT NULL AND active = 1 ORDER BY agent_id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter()
+            .map(|(id, limit)| {
+                Ok((
+                    parse("budget policy", AgentId::parse(&id))?,
+                    MicroUsd(limit),
+                ))
+            })
+            .collect()
+    }
+
+    async fn run_cost_source(
+        &self,
+        run: mesa_domain::RunId,
+    ) -> Result<Option<mesa_domain::CostSource>> {
+        // `cost_events_run`; one event per finished run.
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT source FROM cost_events WHERE run_id = ? LIMIT 1")
+                .bind(run.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(backend)?;
+        row.map(|(s,)| parse("cost event", mesa_domain::CostSource::parse(&s)))
+            .transpose()
+    }
+
+    async fn work_alignment(&self, drift_limit: u32) -> Result<(u64, u64, Vec<IssueKey>)> {
+        // The open issues through the partial index `issues_open_title`; each one's block, or
+        // its parent's (through the primary key), checked against the aligned blocks.
+        let (open, aligned): (i64, i64) = sqlx::query_as(
+            "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
+             ON a.id = w.apex_block_id WHERE a.status = 'active') \
+             SELECT COUNT(*), COALESCE(SUM(COALESCE(i.work_block_id, \
+             (SELECT p.work_block_id FROM issues p WHERE p.key = i.parent_key)) \
+             IN (SELECT id FROM aligned)), 0) \
+             FROM issues i INDEXED BY issues_open_title WHERE i.open = 1 AND i.deleted = 0",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
+             ON a.id = w.apex_block_id WHERE a.status = 'active') \
+             SELECT i.key FROM issues i INDEXED BY issues_open_title \
+             WHERE i.open = 1 AND i.deleted = 0 AND COALESCE(COALESCE(i.work_block_id, \
+             (SELECT p.work_block_id FROM issues p WHERE p.key = i.parent_key)) \
+             IN (SELECT id FROM aligned), 0) = 0 \
+             ORDER BY i.created_at DESC, i.key DESC LIMIT ?1",
+        )
+        .bind(i64::from(drift_limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        let keys = keys
+            .into_iter()
+            .map(|(k,)| parse("issue", IssueKey::parse(&k)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((
+            u64::try_from(open).unwrap_or(0),
+            u64::try_from(aligned).unwrap_or(0),
+            keys,
+        ))
+    }
+
+    async fn spend_alignment(&self, since: Timestamp) -> Result<(MicroUsd, MicroUsd)> {
+        // `runs_status (status, queued_at)`: one range per status. A run queued more than a
+        // day before the window cannot finish inside it (timeouts are far shorter).
+        let (total, aligned): (i64, i64) = sqlx::query_as(
+            "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
+             ON a.id = w.apex_block_id WHERE a.status = 'active') \
+             SELECT COALESCE(SUM(r.cost_usd), 0), COALESCE(SUM(CASE WHEN \
+             COALESCE(i.work_block_id, (SELECT p.work_block_id FROM issues p \
+             WHERE p.key = i.parent_key)) IN (SELECT id FROM aligned) \
+             THEN r.cost_usd ELSE 0 END), 0) \
+             FROM runs r INDEXED BY runs_status LEFT JOIN issues i ON i.key = r.issue_key \
+             WHERE r.status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', \
+             'timed_out') AND r.queued_at >= ?1 AND COALESCE(r.finished_at, r.queued_at) >= ?2",
+        )
+        .bind(since.as_millis() - 86_400_000)
+        .bind(since.as_millis())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok((MicroUsd(total), MicroUsd(aligned)))
     }
 }

@@ -32,7 +32,8 @@ use crate::{
     ActivityFilter, AgentStore, BlockStore, BudgetScopeKind, CheckoutRequest, Created,
     FinishRunRecord, InboxOwner, IssueFilter, IssueStore, IssueWrite, KeyStore, LabelStore,
     NewAgentRecord, NewApiKey, NewComment, NewIssueRecord, NewRunRecord, PageRequest, RunFilter,
-    RunStore, SessionStore, StartRunRequest, StoreError, SystemStore, UsageRecord, Versioned,
+    RunStore, SessionStore, StartRunRequest, StatsStore, StoreError, SystemStore, UsageRecord,
+    Versioned,
 };
 
 /// Agents enough for every scenario.
@@ -1973,9 +1974,83 @@ where
         .create_session(session("old", false, at(MINUTE)))
         .await
         .expect("old");
-    assert_eq!(store.purge_sessions(at(30 * MINUTE)).await.expect("purge"), 1);
+    assert_eq!(
+        store.purge_sessions(at(30 * MINUTE)).await.expect("purge"),
+        1
+    );
     assert_eq!(store.session_by_hash("old").await.expect("lookup"), None);
     assert!(store.session_by_hash("s1").await.expect("lookup").is_some());
+}
+
+/// Dashboard aggregates: issue counts per status, and spend per agent and day in the budget
+/// day's offset.
+pub async fn dashboard_stats<S>(store: Arc<S>, agents: &[AgentId])
+where
+    S: IssueStore + RunStore + StatsStore + ?Sized + 'static,
+{
+    assert!(agents.len() >= 2, "dashboard_stats needs 2 agents");
+    assert!(
+        store
+            .issue_status_counts()
+            .await
+            .expect("counts")
+            .is_empty(),
+        "no issues, no counts"
+    );
+    create_issues(&*store, 3, "Counted").await;
+    assert_eq!(
+        store.issue_status_counts().await.expect("counts"),
+        vec![(IssueStatus::Todo, 3)]
+    );
+    // Days start at 06:00 UTC (offset 360 minutes): 05:00 belongs to the day before.
+    let spend = [
+        (agents[0], at(7 * HOUR), 1.0, 100),
+        (agents[0], at(20 * HOUR), 0.5, 50),
+        (agents[1], at(9 * HOUR), 2.0, 10),
+        (agents[0], at(5 * HOUR), 4.0, 1),
+        (agents[1], at(31 * HOUR), 0.25, 5),
+    ];
+    for (agent, when, cost, tokens) in spend {
+        store
+            .record_usage(UsageRecord {
+                event_id: CostEventId::from_uuid(uuid()),
+                agent_id: agent,
+                run_id: None,
+                usage: TokenUsage {
+                    input_tokens: tokens,
+                    ..TokenUsage::default()
+                },
+                cost_usd: usd(cost),
+                source: CostSource::Reported,
+                at: when,
+                activity: Vec::new(),
+            })
+            .await
+            .expect("usage");
+    }
+    let days = store
+        .daily_costs(at(0), 360, None)
+        .await
+        .expect("daily costs");
+    let seen: Vec<(AgentId, i64, i64, i64)> = days
+        .iter()
+        .map(|d| (d.agent_id, d.day.as_millis(), d.cost_usd.0, d.tokens))
+        .collect();
+    let day = |n: i64| at(n * 24 * HOUR + 6 * HOUR - 24 * HOUR).as_millis();
+    let mut want = vec![
+        (agents[0], day(0), usd(4.0).0, 1),
+        (agents[0], day(1), usd(1.5).0, 150),
+        (agents[1], day(1), usd(2.0).0, 10),
+        (agents[1], day(2), usd(0.25).0, 5),
+    ];
+    want.sort_by_key(|(a, d, _, _)| (*d, a.to_string()));
+    assert_eq!(seen, want);
+    let one = store
+        .daily_costs(at(6 * HOUR), 360, Some(agents[1]))
+        .await
+        .expect("one agent");
+    assert_eq!(one.len(), 2, "{one:?}");
+    assert!(one.iter().all(|d| d.agent_id == agents[1]));
 }
 
 /// Settings upsert in one transaction; webhook deliveries are deduplicated; the migration state

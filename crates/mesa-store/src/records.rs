@@ -501,3 +501,16 @@ pub struct UsageRecord {
     /// Audit rows.
     pub activity: Vec<NewActivity>,
 }
+
+/// Spend of one agent on one day (dashboard cost charts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyCost {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The day's start (in the budget day's time zone offset).
+    pub day: Timestamp,
+    /// Cost.
+    pub cost_usd: MicroUsd,
+    /// Input + output tokens.
+    pub tokens: i64,
+}

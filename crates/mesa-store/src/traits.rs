@@ -303,6 +303,43 @@ pub trait KeyStore: Send + Sync {
 pub trait StatsStore: Send + Sync {
     /// The number of (not deleted) issues in each status that has any.
     async fn issue_status_counts(&self) -> Result<Vec<(IssueStatus, u64)>>;
+    /// Spend per agent and day for cost events at or after `since`, days starting
+    /// `offset_minutes` after UTC midnight; only days with spend; ordered by day, then agent.
+    async fn daily_costs(
+        &self,
+        since: Timestamp,
+        offset_minutes: i32,
+        agent: Option<AgentId>,
+    ) -> Result<Vec<DailyCost>>;
+    /// The number of runs queued at or after `since`, per agent that has any (agents pages:
+    /// runs today).
+    async fn runs_per_agent_since(&self, since: Timestamp) -> Result<Vec<(AgentId, u64)>>;
+    /// The daily cost limit of every agent with an active budget policy (the roster).
+    async fn agent_cost_limits(&self) -> Result<Vec<(AgentId, mesa_domain::MicroUsd)>>;
+    /// Where a run's recorded cost came from (its cost event's source), if it has one.
+    async fn run_cost_source(&self, run: RunId) -> Result<Option<mesa_domain::CostSource>>;
+    /// The number of (not deleted) member issues of a work block in each status that has any
+    /// (work-block list: progress without loading the members).
+    async fn block_issue_counts(&self, block: WorkBlockId) -> Result<Vec<(IssueStatus, u64)>>;
+    /// The cost, tokens and number of the runs on member issues of a work block.
+    async fn block_spend(&self, block: WorkBlockId) -> Result<(mesa_domain::MicroUsd, i64, u64)>;
+    /// When each (not deleted) member issue of a work block was created and, for `done` ones,
+    /// completed (`updated_at` when `completed_at` is missing): the burn-up chart's data.
+    async fn block_member_times(
+        &self,
+        block: WorkBlockId,
+    ) -> Result<Vec<(Timestamp, Option<Timestamp>)>>;
+    /// Work alignment (SPEC §3.2) in one pass over the open issues: how many (not deleted)
+    /// issues are open, how many of them roll up (their block, else their parent's block) to a
+    /// block linked to an active apex block, and the keys of at most `drift_limit` of the
+    /// others, newest first.
+    async fn work_alignment(&self, drift_limit: u32) -> Result<(u64, u64, Vec<IssueKey>)>;
+    /// Spend alignment (SPEC §3.2): the cost of the runs finished (or, unfinished, queued) at
+    /// or after `since`, and the part whose issue rolls up to an active apex block.
+    async fn spend_alignment(
+        &self,
+        since: Timestamp,
+    ) -> Result<(mesa_domain::MicroUsd, mesa_domain::MicroUsd)>;
 }
 
 /// Dashboard sessions and one-time login links (SPEC §14).

@@ -5,7 +5,9 @@
 //!    `mesa-core`: most assigned round-robin to the agents (each agent's inbox holds about a
 //!    thousand open issues), two per agent submitted for review through the real workflow (so
 //!    reviewers have review items), and a pool left unassigned for the checkout race.
-//! 2. Starts the release `mesa serve` on a copy of that database and drives it from a second
+//! 2. Starts the release `mesa serve` on a copy of that database, with the scheduler paused
+//!    (the seed's million queued wake-ups would otherwise be worked through during the
+//!    measurement), and drives it from a second
 //!    process, `wrk` (Debian package `wrk`), with Lua scripts that rotate over the agents' keys:
 //!    `GET /api/v1/inbox` with one connection (latency percentiles), then with 32 connections
 //!    (throughput); then `POST /api/v1/issues/{key}/checkout` where two threads of 16
@@ -80,6 +82,24 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// Sets the persisted scheduler pause switch (SPEC §6.2) on the benchmark's copy of the
+/// database. Seeding queued a wake-up run for every issue; a running scheduler would work
+/// through that million-run backlog during the measurement, committing dozens of times a
+/// second, and the figures would measure the backlog, not the API. Dispatch has its own
+/// benchmark (`cargo xtask bench dispatch`).
+async fn pause_scheduler(db: &Path, dir: &Path) -> anyhow::Result<()> {
+    let workspace = WorkingDir::parse(&dir.to_string_lossy())?;
+    let mesa = Mesa::builder()
+        .sqlite(db)
+        .config(CoreConfig::new(dir, workspace))
+        .build()
+        .await?;
+    mesa.set_scheduler_paused(&Actor::board("bench"), true)
+        .await?;
+    mesa.close().await;
+    Ok(())
+}
+
 /// What the seed leaves next to its database.
 struct Seeded {
     db: PathBuf,
@@ -104,6 +124,7 @@ fn main() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let db = work.path().join("mesa.db");
     std::fs::copy(&seeded.db, &db).context("copy the seeded database")?;
+    runtime.block_on(pause_scheduler(&db, work.path()))?;
     let scripts = write_scripts(work.path(), &seeded)?;
 
     let server = Server::start(&args.mesa, &db, work.path())?;
@@ -413,7 +434,11 @@ impl Server {
             .spawn()
             .context("spawn mesa")?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        stdout.read_line(&mut line)?;
+        // Keep reading what the server prints later (a first start prints a sign-in link): a
+        // closed pipe would make its next print fail.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let port: u16 = line
             .split("http://127.0.0.1:")
             .nth(1)

@@ -75,7 +75,13 @@ async fn a_revoked_key_is_refused_at_once_whoever_revokes_it() {
         .create_board_token(&board(), Name::parse("ops").unwrap(), None)
         .await
         .unwrap();
-    assert!(p.server.authenticate(Some(&token.raw)).await.unwrap().is_board());
+    assert!(
+        p.server
+            .authenticate(Some(&token.raw))
+            .await
+            .unwrap()
+            .is_board()
+    );
     p.cli.revoke_key(&board(), token.key.id).await.unwrap();
     assert_eq!(
         p.server.authenticate(Some(&token.raw)).await,
@@ -101,7 +107,12 @@ async fn an_expired_key_and_a_finished_runs_key_are_refused_at_once() {
         "expiry is checked on every request, cached or not"
     );
 
-    let queued = p.server.wake_agent(&board(), "ceo", None).await.unwrap().run;
+    let queued = p
+        .server
+        .wake_agent(&board(), "ceo", None)
+        .await
+        .unwrap()
+        .run;
     let ceo = p.server.find_agent("ceo").await.unwrap();
     let run_key = p.server.mint_run_key(&ceo, queued.id).await.unwrap();
     for _ in 0..2 {
@@ -125,7 +136,11 @@ fn render(list: IssueList) -> Vec<u8> {
         .map(|v| {
             format!(
                 "{} {} {} {} v{}",
-                v.issue.key, v.issue.title, v.issue.status, v.issue.priority.get(), v.issue.version.0
+                v.issue.key,
+                v.issue.title,
+                v.issue.status,
+                v.issue.priority.get(),
+                v.issue.version.0
             )
         })
         .collect();
@@ -156,7 +171,10 @@ async fn the_inbox_is_fresh_after_a_write_through_any_path() {
 
     let a = inbox(&p.server, &me).await;
     let b = inbox(&p.server, &me).await;
-    assert!(Arc::ptr_eq(&a, &b), "an unchanged inbox is served from the cache");
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "an unchanged inbox is served from the cache"
+    );
     assert_eq!(*a, fresh(&p.server, &me).await);
 
     // 1. A core command.
@@ -164,7 +182,10 @@ async fn the_inbox_is_fresh_after_a_write_through_any_path() {
         title: Some(Title::parse("First, renamed").unwrap()),
         ..IssuePatch::default()
     };
-    p.server.update_issue(&board(), &first.key, patch).await.unwrap();
+    p.server
+        .update_issue(&board(), &first.key, patch)
+        .await
+        .unwrap();
     let c = inbox(&p.server, &me).await;
     assert_ne!(c, b);
     assert_eq!(*c, fresh(&p.server, &me).await, "after a core command");
@@ -194,12 +215,19 @@ async fn the_inbox_is_fresh_after_a_write_through_any_path() {
     p.cli.create_issue(&board(), other).await.unwrap();
     let e = inbox(&p.server, &me).await;
     assert!(String::from_utf8_lossy(&e).contains("From the CLI"));
-    assert_eq!(*e, fresh(&p.server, &me).await, "after another process's write");
+    assert_eq!(
+        *e,
+        fresh(&p.server, &me).await,
+        "after another process's write"
+    );
 
     // Pages and owners are cached apart.
     let page = PageRequest::new(Some(1), None);
     let one = p.server.inbox_rendered(&me, &page, render).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&one).lines().count(), 1);
-    let nobody = p.server.inbox_rendered(&board(), &PageRequest::first(), render).await;
+    let nobody = p
+        .server
+        .inbox_rendered(&board(), &PageRequest::first(), render)
+        .await;
     assert!(nobody.unwrap().is_empty(), "the board's inbox is its own");
 }

@@ -238,7 +238,7 @@ pub(crate) struct PatchDto {
 }
 
 impl PatchDto {
-    fn new(p: &ArchetypePatch, slugs: &Slugs) -> Self {
+    pub(crate) fn new(p: &ArchetypePatch, slugs: &Slugs) -> Self {
         PatchDto {
             id: p.id.to_string(),
             archetype_slug: p.archetype_slug.to_string(),

@@ -21,8 +21,10 @@ use minijinja::context;
 use crate::AppState;
 
 pub(crate) mod assets;
+pub(crate) mod chart;
+pub(crate) mod diff;
 pub(crate) mod error;
-mod events;
+pub(crate) mod events;
 mod login;
 pub(crate) mod markdown;
 mod pages;
@@ -54,7 +56,9 @@ impl Ui {
     }
 
     /// Renders page template `name` for `user`, adding what the layout needs to `ctx`:
-    /// `page` (the navigation id), `user`, `csrf`, `nav` (counts), `version`, `now_ms`.
+    /// `page` (the navigation id), `user`, `csrf`, `nav` (counts), `version`, `now_ms`, and
+    /// `no_agent_cli` (no agent CLI was found on PATH at start: the layout shows the banner of
+    /// SPEC §4.4).
     pub(crate) async fn page(
         &self,
         mesa: &Mesa,
@@ -71,6 +75,7 @@ impl Ui {
             nav => nav,
             version => env!("CARGO_PKG_VERSION"),
             now_ms => mesa.now().as_millis(),
+            no_agent_cli => mesa.config().available_runners.is_empty(),
             ..ctx
         };
         self.render(name, &full)

@@ -108,7 +108,10 @@ async fn the_inbox_follows_every_write_and_a_revoked_key_is_refused_at_once() {
     // A write through the core, not the API.
     let mut new = mesa_core::NewIssue::titled("Made by the core").unwrap();
     new.assignee = Some("founding-engineer".to_owned());
-    app.mesa.create_issue(&Actor::board("core"), new).await.unwrap();
+    app.mesa
+        .create_issue(&Actor::board("core"), new)
+        .await
+        .unwrap();
     let fourth = inbox(&app, &key).await;
     assert_eq!(pairs(&fourth), core_inbox(&app, "founding-engineer").await);
     assert_eq!(fourth["items"].as_array().unwrap().len(), 2);

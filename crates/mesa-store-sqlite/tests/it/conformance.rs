@@ -37,6 +37,7 @@ scenario!(run_lifecycle, agents);
 scenario!(run_output_and_queued_cancel, agents);
 scenario!(keys, agents);
 scenario!(sessions);
+scenario!(dashboard_stats, agents);
 scenario!(settings_and_maintenance);
 scenario!(activity_chain_survives_concurrency);
 scenario!(one_active_work_block);

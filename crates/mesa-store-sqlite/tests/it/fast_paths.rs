@@ -32,7 +32,10 @@ async fn the_data_version_moves_with_every_commit_from_anywhere() {
     // Reads change nothing.
     store.issue(&issue.key).await.expect("read");
     store
-        .list_activity(&mesa_store::ActivityFilter::default(), &PageRequest::first())
+        .list_activity(
+            &mesa_store::ActivityFilter::default(),
+            &PageRequest::first(),
+        )
         .await
         .expect("list");
     assert_eq!(version(store), v1, "reads leave the version alone");
@@ -56,7 +59,9 @@ async fn the_data_version_moves_with_every_commit_from_anywhere() {
     assert_ne!(v3, v2, "a commit by another connection moves the version");
 
     // A second store on the same file (another `mesa` process).
-    let other = SqliteStore::open_path(db.path()).await.expect("second store");
+    let other = SqliteStore::open_path(db.path())
+        .await
+        .expect("second store");
     other
         .append_activity(vec![activity("test.write", "test", "2", BASE)])
         .await
@@ -170,7 +175,8 @@ async fn batched_checkouts_answer_as_single_claims_would() {
         let lost = refusals.get(key).cloned().unwrap_or_default();
         assert_eq!(lost.len(), TASKS - 2, "{key}: everyone else is refused");
         assert!(
-            lost.iter().all(|(agent, holder)| *holder == winner && *agent != winner),
+            lost.iter()
+                .all(|(agent, holder)| *holder == winner && *agent != winner),
             "{key}: every refusal names the winner"
         );
         let stored: Issue = store.issue(key).await.expect("read");

@@ -12,9 +12,7 @@ async fn a_page_without_a_session_sends_the_browser_to_the_login_page() {
     let app = TestApp::new().await;
     let page = fetch(
         &app,
-        Request::get("/palette?q=todo")
-            .body(Body::empty())
-            .unwrap(),
+        Request::get("/palette?q=todo").body(Body::empty()).unwrap(),
     )
     .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);

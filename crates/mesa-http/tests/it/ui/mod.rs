@@ -2,8 +2,16 @@
 //! static files. [`Browser`] plays a signed-in browser: it keeps the session cookie and sends
 //! the CSRF token and a same-site `Origin` with every form, as a real page would.
 
+mod agents;
 mod auth;
+mod blocks;
+mod governance;
+mod issues;
+mod knowledge;
+mod crawl;
 mod pages;
+mod settings;
+mod runs;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};

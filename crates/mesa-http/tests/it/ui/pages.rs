@@ -21,6 +21,8 @@ async fn the_dashboard_shows_counts_agents_and_activity() {
     let home = browser.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("Dashboard"));
+    // The test org was bootstrapped without any agent CLI on PATH: the §4.4 banner shows.
+    assert!(home.body.contains("No agent CLI"), "the banner shows");
     assert!(
         home.body.contains("@ceo") || home.body.contains("/agents/ceo"),
         "agents listed"

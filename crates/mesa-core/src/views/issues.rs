@@ -1,0 +1,1 @@
+//! Dashboard read models: issues.
