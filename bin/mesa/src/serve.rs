@@ -1,5 +1,6 @@
 //! `mesa serve`: open, bootstrap if new, serve until SIGINT/SIGTERM, then shut down cleanly.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
@@ -51,17 +52,23 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
         tracing::warn!(%local, "listening beyond loopback: put a TLS-terminating proxy in front and set public_url");
     }
     tracing::info!(db = %config.db.display(), "database ready");
-    println!(
+    // Whoever started us may have stopped reading stdout (a closed pipe): that is no reason
+    // to fail, so write errors are ignored.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
         "Mesa is running at http://{local}/  (database {})",
         config.db.display()
     );
     // The first start has no board token yet: mint the owner's and print a one-time link
     // that signs the browser in (later, sign in with a token: `mesa token create <name>`).
     if let Some(code) = mesa.first_start_login_code().await? {
-        println!(
+        let _ = writeln!(
+            out,
             "First start: open http://{local}/login/link?code={code} to sign in (works once, within 24 hours)"
         );
     }
+    let _ = out.flush();
 
     let scheduler = mesa.start_scheduler(engine_config(&config, local));
     let mut state = AppState::new(mesa.clone());

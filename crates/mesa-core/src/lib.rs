@@ -80,8 +80,8 @@ pub use runs::{RUN_LOG_CAP, RunCancel, RunLogFollow};
 pub use sessions::{LINK_TTL_MS, OpenedSession, SESSION_IDLE_MS, SessionUser};
 pub use settings::{FEATURE_FLAGS, Settings};
 pub use similar::{DELETED_REASON, MAX_SIMILAR, SIMILARITY_THRESHOLD, SimilarIssue};
-pub use views::CostDays;
 pub use views::BlockSpend;
+pub use views::CostDays;
 pub use wakes::COMMENT_DEBOUNCE;
 
 /// Re-exports of the layers below, so embedders need only this crate.

@@ -31,8 +31,8 @@ mod keys;
 mod knowledge;
 mod runs;
 mod sessions;
-mod stats;
 mod similar;
+mod stats;
 mod system;
 
 pub use db::{CHECKPOINT_EVERY, SqliteOptions, SqliteStore, Synchronous, WAL_LIMIT_PAGES};

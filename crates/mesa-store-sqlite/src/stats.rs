@@ -199,7 +199,7 @@ impl StatsStore for SqliteStore {
              WHERE i.open = 1 AND i.deleted = 0 AND COALESCE(COALESCE(i.work_block_id, \
              (SELECT p.work_block_id FROM issues p WHERE p.key = i.parent_key)) \
              IN (SELECT id FROM aligned), 0) = 0 \
-             ORDER BY i.created_at DESC, i.key DESC LIMIT ?1",
+             ORDER BY i.created_at DESC, i.key DESC LIMIT (SELECT ?1)",
         )
         .bind(i64::from(drift_limit))
         .fetch_all(&self.reader)

@@ -8,13 +8,12 @@ use async_trait::async_trait;
 use mesa_domain::entity::{
     ActivityEvent, Agent, AgentRevision, ApexBlock, ApiKey, Approval, Archetype, ArchetypePatch,
     ArchetypeVersion, Audit, BudgetPolicy, BudgetScope, Comment, Cron, Directive, Issue, Label,
-    MemoryItem, NewActivity, NorthStarValue, Reflection, Run, Session, Setting, Skill, WebhookDelivery,
-    WikiPage, WikiRevision, WorkBlock,
+    MemoryItem, NewActivity, NorthStarValue, Reflection, Run, Session, Setting, Skill,
+    WebhookDelivery, WikiPage, WikiRevision, WorkBlock,
 };
 use mesa_domain::{
     AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey,
-    IssueStatus, LabelId,
-    RunId, RunStatus, Slug, Timestamp, WikiSlug, WorkBlockId,
+    IssueStatus, LabelId, RunId, RunStatus, Slug, Timestamp, WikiSlug, WorkBlockId,
 };
 
 use crate::Result;

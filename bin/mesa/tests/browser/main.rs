@@ -15,6 +15,7 @@
 )]
 
 mod a11y;
+mod flows;
 mod harness;
 mod screenshots;
 
@@ -61,7 +62,7 @@ async fn signing_in_with_a_token_shows_the_dashboard() {
     // The bootstrapped org's agents are listed.
     b.wait_js(
         "an agent in the Agents card",
-        "document.querySelectorAll('#dashboard .rows a[href^=\"/agents/\"]').length > 0",
+        "document.querySelectorAll('#dashboard .list a[href^=\"/agents/\"]').length > 0",
     )
     .await;
     h.close().await;

@@ -129,6 +129,10 @@ async fn an_expired_key_and_a_finished_runs_key_are_refused_at_once() {
 }
 
 /// The inbox as a test renders it: what a client would see of each item.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the shape `Mesa::inbox_rendered` calls"
+)]
 fn render(list: IssueList) -> Vec<u8> {
     let items: Vec<String> = list
         .items

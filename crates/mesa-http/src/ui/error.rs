@@ -41,7 +41,6 @@ impl UiError {
             "this page failed to render",
         )
     }
-
 }
 
 impl From<CoreError> for UiError {

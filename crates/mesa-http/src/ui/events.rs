@@ -6,7 +6,9 @@
 //! - `issues`, `runs`, `agents`, `approvals`, `blocks`, `activity`: "something of this kind
 //!   changed", for lists that refresh with `hx-trigger="sse:issues"`;
 //! - `issue-<KEY>` and `run-<id>`: one issue or run changed (detail pages refresh);
-//! - `run-output-<id>`: new output of a running run, as escaped text to append to its log;
+//! - `run-output-<id>`: new output of a running run, as escaped text to append to its log
+//!   (taken from the event bus directly: output is not journaled, so it has no id and is not
+//!   replayed; the stored log has it);
 //! - `resync`: the stream missed events; pages refetch what they show.
 //!
 //! Event ids are the journal's, so a reconnecting browser (which sends `Last-Event-ID`) gets
@@ -51,6 +53,7 @@ pub(super) async fn stream(
         Replay::Resync { last_id } => pending.push_back(resync(last_id)),
     }
     let state = UiStream {
+        output: mesa.events().subscribe(),
         mesa,
         pending,
         live: sub.live,
@@ -65,6 +68,8 @@ pub(super) async fn stream(
 
 struct UiStream {
     mesa: Mesa,
+    /// The bus itself, for run output: output chunks are not journaled (no ids, no replay).
+    output: broadcast::Receiver<Arc<DomainEvent>>,
     pending: VecDeque<Event>,
     live: broadcast::Receiver<Arc<JournalEntry>>,
     closing: watch::Receiver<bool>,
@@ -89,6 +94,20 @@ impl UiStream {
                         self.live = live;
                         self.pending.push_back(resync(last_id));
                     }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                received = self.output.recv() => match received {
+                    Ok(event) => {
+                        if let DomainEvent::RunOutput { run_id, text } = &*event {
+                            self.pending.push_back(
+                                Event::default()
+                                    .event(format!("run-output-{run_id}"))
+                                    .data(format!("<span>{}</span>", escape(text))),
+                            );
+                        }
+                    }
+                    // Missed output is in the stored log; the page shows it on reload.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
             }
@@ -184,12 +203,8 @@ fn events_for(entry: &JournalEntry) -> Vec<Event> {
                 ));
             }
         }
-        DomainEvent::RunOutput { run_id, text } => {
-            out.push(named(
-                &format!("run-output-{run_id}"),
-                &format!("<span>{}</span>", escape(text)),
-            ));
-        }
+        // Output chunks are not journaled; `UiStream` takes them from the bus.
+        DomainEvent::RunOutput { .. } => {}
         DomainEvent::RunCancelRequested(run) => {
             out.push(named(&format!("run-{}", run.id), &run.id.to_string()));
         }

@@ -7,7 +7,7 @@ mod aggregates;
 mod conformance;
 mod fast_paths;
 mod similar;
+mod sqlite;
 mod stats_agents;
 mod stats_blocks;
-mod sqlite;
 mod support;

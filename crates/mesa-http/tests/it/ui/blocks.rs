@@ -407,7 +407,10 @@ async fn the_strategy_page_shows_apex_blocks_alignment_and_drift() {
     assert_eq!(drift, 1);
     assert_eq!(summary.drift_cost, reference.drift_cost);
     let page = browser.get("/strategy").await;
-    assert!(page.body.contains(">50%<"), "one of two open issues is aligned");
+    assert!(
+        page.body.contains(">50%<"),
+        "one of two open issues is aligned"
+    );
 
     let path = format!("/strategy/apex/{}", apex[0].id);
     let page = browser

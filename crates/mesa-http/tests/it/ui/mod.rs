@@ -5,13 +5,13 @@
 mod agents;
 mod auth;
 mod blocks;
+mod crawl;
 mod governance;
 mod issues;
 mod knowledge;
-mod crawl;
 mod pages;
-mod settings;
 mod runs;
+mod settings;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};

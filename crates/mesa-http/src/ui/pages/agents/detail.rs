@@ -18,12 +18,12 @@ use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ui::diff::{DiffLine, is_empty, line_diff};
 use super::notice;
 use crate::api::agents::{AgentConfigDto, agent_at, agent_dto};
 use crate::api::dto::time;
 use crate::api::ops::{RunDto, slugs};
 use crate::ui::chart::{Unit, bar_chart};
+use crate::ui::diff::{DiffLine, is_empty, line_diff};
 use crate::ui::error::UiError;
 use crate::ui::session::Board;
 use crate::ui::{Ui, view};

@@ -15,10 +15,10 @@ use mesa_core::{ErrorKind, Mesa, SessionUser};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::ui::diff::line_diff;
 use super::form_error;
 use crate::AppState;
 use crate::api::wiki::{WikiPageDto, WikiRevisionDto};
+use crate::ui::diff::line_diff;
 use crate::ui::error::UiError;
 use crate::ui::session::Board;
 use crate::ui::{Ui, view};
