@@ -61,7 +61,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
         config.db.display()
     );
     // The first start has no board token yet: mint the owner's and print a one-time link
-    // that signs the browser in (later, sign in with a token: `mesa token create <name>`).
+    // that signs the browser in (later, sign in with a token: `mesa token create --name <name>`).
     if let Some(code) = mesa.first_start_login_code().await? {
         let _ = writeln!(
             out,
