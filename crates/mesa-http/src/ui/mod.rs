@@ -1,10 +1,10 @@
 //! The dashboard (SPEC §10): server-rendered pages from the minijinja templates in
 //! `templates/`, HTMX for interactions and the SSE extension for live updates, all assets
-//! embedded. Every page needs a board session ([`session`]); every state-changing request is
+//! embedded. Every page needs a board session (`session.rs`); every state-changing request is
 //! checked for its CSRF token and `Origin` before any handler runs.
 //!
 //! Page handlers gather data through [`Mesa`] (reusing the API's DTOs as view models, so a
-//! page shows exactly what the API returns) and render with [`Ui::page`], which adds what the
+//! page shows exactly what the API returns) and render with `Ui::page`, which adds what the
 //! layout needs: the current page, the user, the CSRF token, the navigation counts.
 
 use axum::Router;
