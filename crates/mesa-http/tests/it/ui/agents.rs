@@ -4,14 +4,8 @@ use axum::http::StatusCode;
 use mesa_core::domain::Actor;
 
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
-
-/// The `<main>` element of a page.
-pub(crate) fn main_of(html: &str) -> String {
-    let start = html.find("<main id=\"main\"").expect("a main element");
-    let end = html[start..].find("</main>").expect("main ends") + start + "</main>".len();
-    html[start..end].to_owned()
-}
 
 /// Filters for what changes between runs: ids, times, temp paths, tokens.
 pub(crate) fn filters() -> Vec<(&'static str, &'static str)> {

@@ -14,6 +14,7 @@ use mesa_core::workflow::work_block::BlockCommand;
 use mesa_core::{FakeClock, NewIssue, NewWorkBlock};
 
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
 
 /// 2026-01-01T00:00:00Z.
@@ -21,13 +22,6 @@ const START: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 fn board() -> Actor {
     Actor::board("test")
-}
-
-/// The page's `<main>` element, for snapshots.
-pub(crate) fn main_of(html: &str) -> String {
-    let start = html.find("<main id=\"main\"").expect("a main element");
-    let end = html[start..].find("</main>").expect("main is closed") + start + "</main>".len();
-    html[start..end].to_owned()
 }
 
 /// Snapshots `<main>` with ids, times and the CSRF token filtered.

@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use mesa_core::domain::{Actor, ApprovalKind, ApprovalStatus, Markdown, PatchStatus, Slug, Title};
 use mesa_core::{FakeClock, NewApproval};
 
-use super::blocks::{main_of, snapshot_main};
+use super::blocks::snapshot_main;
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
 
 fn board() -> Actor {

@@ -10,6 +10,7 @@ use mesa_core::workflow::issue::IssueCommand;
 use mesa_core::{FakeClock, IssueView, NewIssue};
 
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
 
 /// 2026-01-01T00:00:00Z.
@@ -17,13 +18,6 @@ const START: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 fn board() -> Actor {
     Actor::board("test")
-}
-
-/// The page's `<main>` element.
-fn main_of(html: &str) -> String {
-    let start = html.find("<main id=\"main\"").expect("a main element");
-    let end = html[start..].find("</main>").expect("main is closed") + start + "</main>".len();
-    html[start..end].to_owned()
 }
 
 macro_rules! snapshot_main {

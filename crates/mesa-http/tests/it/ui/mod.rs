@@ -60,6 +60,14 @@ pub(crate) async fn fetch(app: &TestApp, req: Request<Body>) -> Page {
     }
 }
 
+/// The `<main>` element of a page, for snapshots of what a page shows (the layout around it
+/// is the same on every page).
+pub(crate) fn main_of(html: &str) -> String {
+    let start = html.find("<main id=\"main\"").expect("a main element");
+    let end = html[start..].find("</main>").expect("main is closed") + start + "</main>".len();
+    html[start..end].to_owned()
+}
+
 /// Form-encodes pairs.
 pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     form_urlencoded::Serializer::new(String::new())

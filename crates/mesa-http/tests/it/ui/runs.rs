@@ -5,8 +5,9 @@ use mesa_core::domain::entity::TokenUsage;
 use mesa_core::domain::{Actor, CostEventId, CostSource, MicroUsd, RunId, RunStatus};
 use mesa_core::store::FinishRunRecord;
 
-use super::agents::{filters, main_of};
+use super::agents::filters;
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
 
 const LOG: &str = concat!(

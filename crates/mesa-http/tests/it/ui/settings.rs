@@ -6,16 +6,11 @@ use mesa_core::FakeClock;
 use mesa_core::domain::{Actor, Timestamp};
 
 use super::login;
+use super::main_of;
 use crate::support::TestApp;
 
 /// 2026-03-02T10:00:00Z.
 const START_MS: i64 = 1_772_445_600_000;
-
-fn main_of(html: &str) -> String {
-    let start = html.find("<main id=\"main\"").expect("a main element");
-    let end = html[start..].find("</main>").expect("main closes") + start + "</main>".len();
-    html[start..end].to_owned()
-}
 
 macro_rules! snapshot {
     ($name:expr, $html:expr) => {
