@@ -1,7 +1,9 @@
 // Mesa dashboard client script. Vanilla, no libraries, no eval, no inline handlers:
 // everything is wired here with addEventListener (the page CSP is `script-src 'self'`).
 // Pages work without it; this file only adds themes, the palette, shortcuts, toasts,
-// log autoscroll and confirmations. Loaded with `defer`, so the DOM is parsed already.
+// log autoscroll (and the live log kept whole), confirmations, and the live channel's care in
+// the back/forward cache.
+// Loaded with `defer`, so the DOM is parsed already.
 (function () {
   "use strict";
   var root = document.documentElement;
@@ -249,5 +251,56 @@
     if (!text) { return; }
     ev.preventDefault();
     if (window.confirm(text)) { ev.detail.issueRequest(true); }
+  });
+
+  // ---------------------------------------------------------------- 8. Back/forward cache
+  // A page kept in the back/forward cache keeps its /ui/events stream open (Chromium does
+  // not close it), and a few such pages use up the browser's connections to this host
+  // (six over HTTP/1.1): the next page load then waits forever. So the stream is closed when
+  // the page is hidden, and a page shown again from the cache, having missed its live
+  // updates, is reloaded.
+  window.addEventListener("pagehide", function () {
+    var data = document.body && document.body["htmx-internal-data"];
+    if (data && data.sseEventSource) { data.sseEventSource.close(); }
+  });
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) { window.location.reload(); }
+  });
+
+  // ---------------------------------------------------------------- 9. Live run log
+  // When the live channel opens, a running run's log region is fetched again (output printed
+  // before the channel opened is not replayed over it), and the answer replaces the region.
+  // Output that arrives over the channel while that fetch is on its way may be missing from
+  // the answer: the pieces received since the channel opened are remembered, and those the
+  // new region does not show are appended to it again, so no line is lost.
+  var liveChunks = [];
+  var logRegion = document.getElementById("run-log-region");
+  function textOf(html) {
+    var t = document.createElement("template");
+    t.innerHTML = html;
+    return t.content.textContent || "";
+  }
+  document.addEventListener("htmx:sseOpen", function () { liveChunks = []; });
+  document.addEventListener("htmx:sseMessage", function (ev) {
+    var el = ev.target;
+    if (!el || !el.closest || !el.closest("#run-log-region") || !el.hasAttribute("sse-swap")) { return; }
+    var data = ev.detail && ev.detail.data;
+    if (typeof data !== "string" || !data) { return; }
+    liveChunks.push(data);
+    if (liveChunks.length > 1000) { liveChunks.shift(); }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var region = document.getElementById("run-log-region");
+    if (!region || region === logRegion) { return; }
+    logRegion = region;
+    var target = region.querySelector("[sse-swap]");
+    if (!target) { return; }
+    var shown = region.textContent || "";
+    liveChunks.forEach(function (chunk) {
+      var text = textOf(chunk);
+      if (text && shown.indexOf(text) === -1) {
+        target.insertAdjacentHTML("beforeend", chunk);
+      }
+    });
   });
 })();

@@ -7,6 +7,8 @@
 //!   million issues and a thousand agents.
 //! - `dispatch`: `mesa-dispatch-bench`: the scheduler's latency from a wake-up's commit to the
 //!   runner's process.
+//! - `pages`: `mesa-pages-bench`: the server time of every dashboard page with 100,000 issues,
+//!   1,000 agents and 1,000,000 audit rows.
 //!
 //! Benchmarks are never timed tests: they run here, on demand, and their figures are recorded.
 
@@ -24,6 +26,8 @@ pub(crate) enum Suite {
     Api,
     /// Scheduler dispatch latency (`mesa-dispatch-bench`).
     Dispatch,
+    /// Server time of the dashboard's pages (`mesa-pages-bench`).
+    Pages,
 }
 
 /// Options of `bench`.
@@ -39,6 +43,10 @@ pub(crate) struct Options {
     pub(crate) agents: usize,
     /// Seconds per load phase (api).
     pub(crate) seconds: usize,
+    /// Audit rows seeded (pages).
+    pub(crate) activity: usize,
+    /// Measured requests per page (pages).
+    pub(crate) samples: usize,
 }
 
 impl Options {
@@ -51,6 +59,8 @@ impl Options {
                 starts: 11,
                 agents: 0,
                 seconds: 0,
+                activity: 0,
+                samples: 0,
             },
             Suite::Api => Options {
                 suite,
@@ -58,6 +68,8 @@ impl Options {
                 starts: 0,
                 agents: 1_000,
                 seconds: 10,
+                activity: 0,
+                samples: 0,
             },
             Suite::Dispatch => Options {
                 suite,
@@ -65,6 +77,17 @@ impl Options {
                 starts: 0,
                 agents: 0,
                 seconds: 0,
+                activity: 0,
+                samples: 0,
+            },
+            Suite::Pages => Options {
+                suite,
+                issues: 100_000,
+                starts: 0,
+                agents: 1_000,
+                seconds: 0,
+                activity: 1_000_000,
+                samples: 40,
             },
         }
     }
@@ -81,6 +104,7 @@ pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         Suite::Foundation => ("mesa-bench", "foundation", "Foundation"),
         Suite::Api => ("mesa-api-bench", "api", "REST API"),
         Suite::Dispatch => ("mesa-dispatch-bench", "dispatch", "Scheduler"),
+        Suite::Pages => ("mesa-pages-bench", "pages", "Dashboard pages"),
     };
     println!("bench: building release binaries");
     let status = Command::new("cargo")
@@ -133,6 +157,24 @@ pub(crate) fn run(root: &Path, options: Options) -> anyhow::Result<()> {
         Suite::Dispatch => (
             format!("cargo xtask bench dispatch --runs {}", options.issues),
             vec!["--runs".to_owned(), options.issues.to_string()],
+        ),
+        Suite::Pages => (
+            format!(
+                "cargo xtask bench pages --issues {} --agents {} --activity {} --samples {}",
+                options.issues, options.agents, options.activity, options.samples
+            ),
+            vec![
+                "--issues".to_owned(),
+                options.issues.to_string(),
+                "--agents".to_owned(),
+                options.agents.to_string(),
+                "--activity".to_owned(),
+                options.activity.to_string(),
+                "--samples".to_owned(),
+                options.samples.to_string(),
+                "--cache".to_owned(),
+                root.join("target").join("bench").display().to_string(),
+            ],
         ),
     };
     println!("bench: running {binary} ({command})");

@@ -46,6 +46,10 @@ Commands:
                     The REST API under load from wrk (apt-get install wrk), recorded the same
                     way (defaults: 1000000 issues, 1000 agents, 10 s per phase; the seeded
                     database is kept under target/bench and reused).
+  bench pages [--issues N] [--agents N] [--activity N] [--samples N]
+                    Server time (p50, p95) of every dashboard page, one request at a time
+                    (defaults: 100000 issues, 1000 agents, 1000000 audit rows, 40 samples per
+                    page; the seeded database is kept under target/bench and reused).
   schemathesis      Run schemathesis against a fresh `mesa serve` (the last CI step).
   screenshots       Save every dashboard page at 1280 px and 390 px widths as
                     target/screenshots/<page>-<width>.png (headless Chromium; needs
@@ -90,6 +94,7 @@ impl Cmd {
                 let (suite, rest) = match rest.split_first() {
                     Some((s, tail)) if s == "api" => (bench::Suite::Api, tail),
                     Some((s, tail)) if s == "dispatch" => (bench::Suite::Dispatch, tail),
+                    Some((s, tail)) if s == "pages" => (bench::Suite::Pages, tail),
                     _ => (bench::Suite::Foundation, rest),
                 };
                 let mut options = bench::Options::of(suite);
@@ -107,7 +112,15 @@ impl Cmd {
                         "--starts" if suite == bench::Suite::Foundation => {
                             options.starts = value()?.max(1);
                         }
-                        "--agents" if suite == bench::Suite::Api => options.agents = value()?,
+                        "--agents" if matches!(suite, bench::Suite::Api | bench::Suite::Pages) => {
+                            options.agents = value()?;
+                        }
+                        "--activity" if suite == bench::Suite::Pages => {
+                            options.activity = value()?;
+                        }
+                        "--samples" if suite == bench::Suite::Pages => {
+                            options.samples = value()?.max(1);
+                        }
                         "--runs" if suite == bench::Suite::Dispatch => options.issues = value()?,
                         "--seconds" if suite == bench::Suite::Api => {
                             options.seconds = value()?.max(1);
@@ -213,6 +226,34 @@ mod tests {
             })
         );
         assert!(parse(&["bench", "api", "--starts", "3"]).is_err());
+        assert_eq!(
+            parse(&[
+                "bench",
+                "pages",
+                "--issues",
+                "5000",
+                "--agents",
+                "50",
+                "--activity",
+                "20000",
+                "--samples",
+                "5"
+            ])
+            .unwrap(),
+            Cmd::Bench(super::bench::Options {
+                issues: 5_000,
+                agents: 50,
+                activity: 20_000,
+                samples: 5,
+                ..super::bench::Options::of(super::bench::Suite::Pages)
+            })
+        );
+        assert_eq!(
+            parse(&["bench", "pages"]).unwrap(),
+            Cmd::Bench(super::bench::Options::of(super::bench::Suite::Pages))
+        );
+        assert!(parse(&["bench", "pages", "--seconds", "3"]).is_err());
+        assert!(parse(&["bench", "api", "--activity", "3"]).is_err());
     }
 
     #[test]

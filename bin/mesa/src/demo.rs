@@ -458,7 +458,7 @@ impl Player {
                 match self.tally().await {
                     Ok(tally) => {
                         println!("{}", tally.line(self.started.elapsed()));
-                        if until_done && tally.all_done() {
+                        if until_done && tally.all_done() && self.nothing_pending().await {
                             return Ending::Done(self.started.elapsed());
                         }
                     }
@@ -476,6 +476,19 @@ impl Player {
     fn due(&mut self, id: String) -> bool {
         let first = *self.seen.entry(id).or_insert_with(Instant::now);
         first.elapsed() >= self.delay
+    }
+
+    /// True when no approval waits for the board (the last block's ship approval comes as its
+    /// last issue is done).
+    async fn nothing_pending(&self) -> bool {
+        self.mesa
+            .approvals_for(
+                Some(ApprovalStatus::Pending),
+                Some(Approver::Board),
+                &PageRequest::new(Some(1), None),
+            )
+            .await
+            .is_ok_and(|page| page.items.is_empty())
     }
 
     /// Approves the approvals addressed to the board and the issues in `board_review`.

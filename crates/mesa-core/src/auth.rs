@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{CoreError, Result};
 use crate::mesa::Mesa;
+use crate::read_cache::Depends;
 
 /// Who a request is, after its bearer token was checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,8 +168,10 @@ impl Mesa {
     }
 
     /// The key stored under `hash` and whether its run (for a run key) is queued or running.
-    /// Kept in the read cache while nothing is committed, so a revocation, a run's end or any
-    /// other write, by any path or process, is seen by the very next request.
+    /// Kept in the read cache while neither the key's row nor (for a run key) any run can have
+    /// changed: only this store's own narrow writes (checkouts, issue creations, other keys'
+    /// uses) keep it; a revocation, a run's end or any other write, by any path or process, is
+    /// seen by the very next request.
     async fn stored_key(
         &self,
         hash: &str,
@@ -177,6 +180,10 @@ impl Mesa {
         self.read_through(
             format!("auth\u{0}{hash}"),
             |_| std::mem::size_of::<StoredKey>() + 256,
+            |stored: &Option<StoredKey>| Depends::Key {
+                id: stored.as_ref().map(|s| s.key.id),
+                run: stored.as_ref().is_some_and(|s| s.key.run_id.is_some()),
+            },
             || async {
                 let Some(key) = store.key_by_hash(hash).await? else {
                     return Ok(None);

@@ -447,8 +447,13 @@ impl Mesa {
     }
 
     /// Requests an approval. Structural kinds go to the board; others up the requester's chain.
+    /// A work block's activation or shipping that is already pending for that block is not
+    /// asked twice: the pending approval is returned.
     pub async fn request_approval(&self, actor: &Actor, new: NewApproval) -> Result<Approval> {
         check_payload(new.kind, &new.payload)?;
+        if let Some(pending) = self.pending_block_request(&new).await? {
+            return Ok(pending);
+        }
         let now = self.now();
         let chain = match actor.agent_id() {
             Some(agent) => {
@@ -495,6 +500,32 @@ impl Mesa {
             }
         }
         Ok(approval)
+    }
+
+    /// The pending approval of the same work-block kind about the same block as `new`, if any.
+    async fn pending_block_request(&self, new: &NewApproval) -> Result<Option<Approval>> {
+        let Some(subject) = new
+            .subject
+            .as_ref()
+            .filter(|s| s.entity_type == "work_block")
+        else {
+            return Ok(None);
+        };
+        if !matches!(
+            new.kind,
+            ApprovalKind::WorkBlockActivation | ApprovalKind::WorkBlockShip
+        ) {
+            return Ok(None);
+        }
+        let pending = self
+            .inner
+            .store
+            .list_approvals(Some(ApprovalStatus::Pending), &PageRequest::all())
+            .await?
+            .items;
+        Ok(pending
+            .into_iter()
+            .find(|a| a.kind == new.kind && a.subject.as_ref() == Some(subject)))
     }
 
     /// Resolves an approval and carries out its effect. Resolving one that is not pending is a
@@ -656,6 +687,16 @@ impl Mesa {
                         CoreError::Conflict("the approval names no work block".into())
                     })?;
                 let block = self.inner.store.work_block(id).await?;
+                // Asked for while another request for the same move was being approved: the
+                // block is already where the approval would put it, so approving it is a no-op.
+                let already = matches!(
+                    (kind, block.status),
+                    (ApprovalKind::WorkBlockActivation, WorkBlockStatus::Active)
+                        | (ApprovalKind::WorkBlockShip, WorkBlockStatus::Shipped)
+                );
+                if already {
+                    return Ok(());
+                }
                 let command =
                     block_flow::command_for_approval(kind, block.status).ok_or_else(|| {
                         CoreError::Conflict("the approval does not move a work block".into())

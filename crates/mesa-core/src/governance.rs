@@ -317,6 +317,11 @@ impl Mesa {
             }
             Err(e) => return Err(e.into()),
         };
+        // A patch proposed during an audit is linked to it (SPEC §4.3).
+        let audit_id = match actor.agent_id() {
+            Some(agent) => self.audit_in_progress(agent).await?,
+            None => None,
+        };
         let id: ArchetypePatchId = Self::new_id();
         let approval = self
             .request_approval(
@@ -343,7 +348,7 @@ impl Mesa {
             proposed_body,
             rationale,
             proposed_by: actor.agent_id(),
-            audit_id: None,
+            audit_id,
             status: PatchStatus::Pending,
             approval_id: Some(approval.id),
             created_at: self.now(),

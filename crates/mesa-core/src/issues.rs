@@ -487,6 +487,10 @@ impl Mesa {
         // After the commit: wake-ups, board notifications, queue clean-up (`wakes.rs`).
         self.carry_out_issue_effects(actor, &view.issue, &transition.effects)
             .await;
+        if transition.changes_status() {
+            self.wake_parent_when_children_finished(actor, &view.issue)
+                .await;
+        }
         Ok(view)
     }
 

@@ -3,8 +3,8 @@
 
 use mesa_domain::entity::{Audit, Cron, Directive, MemoryItem, Reflection, Run, Setting, Skill};
 use mesa_domain::{
-    Actor, Body, CronId, DirectiveId, DomainEvent, ReflectionId, ReflectionOutcome, RunId,
-    RunStatus, Slug, Title, ValidationError, Version, WikiSlug,
+    Actor, AgentId, Body, CronId, DirectiveId, DomainEvent, IssueKey, ReflectionId,
+    ReflectionOutcome, RunId, RunMode, RunStatus, Slug, Title, ValidationError, Version, WikiSlug,
 };
 use mesa_store::{Created, Page, PageRequest, RunFilter, Versioned};
 
@@ -35,6 +35,101 @@ pub struct NewSkill {
     /// `reflection:<id>`, `wiki:<slug>`, `board` or `agent`; default `board` for the board and
     /// `agent` for agents.
     pub source: Option<String>,
+}
+
+/// A promotion to a skill whose title and body may come from its source (SPEC §4.3): a
+/// reflection (`reflection:<id>`: its body, its first line as the title) or a wiki page
+/// (`wiki:<slug>`: its content and title). What is given wins over the source.
+#[derive(Debug, Clone)]
+pub struct SkillPromotion {
+    /// Unique slug.
+    pub slug: Slug,
+    /// Title; from the source when omitted.
+    pub title: Option<Title>,
+    /// Markdown; from the source when omitted.
+    pub body: Option<Body>,
+    /// Tags for relevance.
+    pub tags: Vec<String>,
+    /// `reflection:<id>`, `wiki:<slug>`, `board` or `agent` (see [`NewSkill::source`]).
+    pub source: Option<String>,
+}
+
+/// At most this many reflections go into a prompt (SPEC §4.3).
+pub(crate) const PROMPT_REFLECTIONS: usize = 5;
+/// ... and at most this many characters of them (the prompt builder trims the last one).
+pub(crate) const PROMPT_REFLECTION_CHARS: usize = 2_000;
+/// At most this many skills go into a prompt.
+pub(crate) const PROMPT_SKILLS: u32 = 5;
+/// Longest reflection taken from a run's output.
+const MAX_EXTRACTED_REFLECTION: usize = 4_000;
+/// Longest title made from a reflection's first line.
+const MAX_DERIVED_TITLE: usize = 120;
+
+/// The text an issue is matched on for relevance: title first (the store keeps the first
+/// words when there are too many), then the labels, then the description.
+pub(crate) fn relevance_text(title: &str, labels: &[String], description: &str) -> String {
+    format!("{title}\n{}\n{description}", labels.join(" "))
+}
+
+/// The reflections for a prompt (SPEC §4.3): those on the same issue first, then the most
+/// relevant to it, then the most recent; each once; at most [`PROMPT_REFLECTIONS`]; no more
+/// once [`PROMPT_REFLECTION_CHARS`] characters are taken.
+pub(crate) fn pick_reflections(
+    same_issue: Vec<Reflection>,
+    relevant: Vec<Reflection>,
+    recent: Vec<Reflection>,
+) -> Vec<Reflection> {
+    let mut out: Vec<Reflection> = Vec::new();
+    let mut chars = 0;
+    for r in same_issue.into_iter().chain(relevant).chain(recent) {
+        if out.len() == PROMPT_REFLECTIONS || chars >= PROMPT_REFLECTION_CHARS {
+            break;
+        }
+        if r.body.trim().is_empty() || out.iter().any(|o| o.id == r.id) {
+            continue;
+        }
+        chars += r.body.chars().count();
+        out.push(r);
+    }
+    out
+}
+
+/// The final `REFLECTION:` block of a run's output (SPEC §4.3): the text after the last line
+/// that starts with `REFLECTION:` (after optional Markdown heading, emphasis or quote marks),
+/// to the end, trimmed and cut at 4,000 characters. `None` without such a line or when the
+/// block is empty.
+pub fn parse_reflection_block(text: &str) -> Option<String> {
+    const MARKER: &str = "REFLECTION:";
+    let lines: Vec<&str> = text.lines().collect();
+    let (at, rest) = lines.iter().enumerate().rev().find_map(|(i, line)| {
+        let line = line.trim_start_matches(|c: char| c.is_whitespace() || "#*_>".contains(c));
+        line.strip_prefix(MARKER).map(|rest| (i, rest))
+    })?;
+    let first = rest.trim_start_matches(|c: char| "*_".contains(c)).trim();
+    let mut block = String::from(first);
+    for line in &lines[at + 1..] {
+        block.push('\n');
+        block.push_str(line);
+    }
+    let block = block.trim();
+    if block.is_empty() {
+        return None;
+    }
+    Some(block.chars().take(MAX_EXTRACTED_REFLECTION).collect())
+}
+
+/// A skill title from a reflection: its first non-empty line without Markdown marks, at most
+/// 120 characters.
+fn title_from(text: &str) -> Option<Title> {
+    let line = text
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c.is_whitespace() || "#*_>-`".contains(c)))
+        .find(|l| !l.is_empty())?;
+    let mut title: String = line.chars().take(MAX_DERIVED_TITLE).collect();
+    if line.chars().count() > MAX_DERIVED_TITLE {
+        title.push('…');
+    }
+    Title::parse(&title).ok()
 }
 
 /// A new cron (SPEC §1 Cron, §6.4).
@@ -262,6 +357,9 @@ impl Mesa {
         self.require_skill_promoter(actor).await?;
         let tags = parse_tags("tags", &new.tags)?;
         let source = parse_source(new.source.as_deref(), actor)?;
+        if let Some(id) = source.strip_prefix("reflection:") {
+            self.source_reflection(id).await?;
+        }
         if let Some(slug) = source.strip_prefix("wiki:") {
             let slug = WikiSlug::parse_field("source", slug)?;
             match self.inner.store.wiki_page(&slug).await {
@@ -305,6 +403,174 @@ impl Mesa {
             .store
             .create_skill(Created::new(skill, vec![activity]))
             .await?)
+    }
+
+    /// Promotes a reflection, a wiki page or a given text to a skill (SPEC §4.3): title and
+    /// body default to the source's (see [`SkillPromotion`]). Same rights as
+    /// [`Mesa::create_skill`].
+    pub async fn promote_skill(&self, actor: &Actor, p: SkillPromotion) -> Result<Skill> {
+        self.require_skill_promoter(actor).await?;
+        let source = parse_source(p.source.as_deref(), actor)?;
+        let (title, body) = match (p.title, p.body) {
+            (Some(title), Some(body)) => (title, body),
+            (title, body) => {
+                let (from_title, from_body) = self.skill_source_text(&source).await?;
+                (title.unwrap_or(from_title), body.unwrap_or(from_body))
+            }
+        };
+        self.create_skill(
+            actor,
+            NewSkill {
+                slug: p.slug,
+                title,
+                body,
+                tags: p.tags,
+                source: Some(source),
+            },
+        )
+        .await
+    }
+
+    /// The title and body a skill takes from its source.
+    async fn skill_source_text(&self, source: &str) -> Result<(Title, Body)> {
+        if let Some(id) = source.strip_prefix("reflection:") {
+            let r = self.source_reflection(id).await?;
+            let title = title_from(&r.body).ok_or_else(|| {
+                ValidationError::new("title", "the reflection has no line to make a title of")
+            })?;
+            return Ok((title, Body::parse(&r.body)?));
+        }
+        if let Some(slug) = source.strip_prefix("wiki:") {
+            let slug = WikiSlug::parse_field("source", slug)?;
+            let page = match self.inner.store.wiki_page(&slug).await {
+                Err(mesa_store::StoreError::NotFound { .. }) => {
+                    return Err(CoreError::unknown(
+                        "source",
+                        format!("no wiki page named {slug}"),
+                    ));
+                }
+                other => other?,
+            };
+            return Ok((page.title, Body::parse(&page.content)?));
+        }
+        Err(ValidationError::new(
+            "body",
+            "title and body are required unless the source is a reflection or a wiki page",
+        )
+        .into())
+    }
+
+    /// The reflection named by a `reflection:<id>` source.
+    async fn source_reflection(&self, id: &str) -> Result<Reflection> {
+        let id = ReflectionId::parse(id)
+            .map_err(|_| ValidationError::new("source", "source reflection:<id> needs an id"))?;
+        match self.inner.store.reflection(id).await {
+            Err(mesa_store::StoreError::NotFound { .. }) => {
+                Err(CoreError::unknown("source", format!("no reflection {id}")))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The reflections a run of `agent` is shown (SPEC §4.3, [`pick_reflections`]): with an
+    /// issue, those on it, then those matching `relevance` (the issue's text), then the newest.
+    pub(crate) async fn prompt_reflections(
+        &self,
+        agent: AgentId,
+        issue: Option<&IssueKey>,
+        relevance: Option<&str>,
+    ) -> Result<Vec<Reflection>> {
+        let store = &self.inner.store;
+        let n = PROMPT_REFLECTIONS as u32;
+        let same_issue = match issue {
+            Some(key) => store.reflections_on_issue(agent, key, n).await?,
+            None => Vec::new(),
+        };
+        let relevant = match relevance {
+            Some(text) if same_issue.len() < PROMPT_REFLECTIONS => {
+                store.search_reflections(agent, text, n).await?
+            }
+            _ => Vec::new(),
+        };
+        let recent = if same_issue.len() + relevant.len() < PROMPT_REFLECTIONS {
+            store.reflections(agent, 2 * n).await?
+        } else {
+            Vec::new()
+        };
+        Ok(pick_reflections(same_issue, relevant, recent))
+    }
+
+    /// The active skills relevant to an issue's text, best first, at most [`PROMPT_SKILLS`].
+    pub(crate) async fn prompt_skills(&self, relevance: &str) -> Result<Vec<Skill>> {
+        Ok(self
+            .inner
+            .store
+            .relevant_skills(relevance, PROMPT_SKILLS)
+            .await?)
+    }
+
+    /// Records that `run` was given `skills` (their uses; see docs/governance.md).
+    pub(crate) async fn record_skill_uses(&self, run: RunId, skills: &[Skill]) -> Result<()> {
+        let ids: Vec<_> = skills.iter().map(|s| s.id).collect();
+        Ok(self
+            .inner
+            .store
+            .record_skill_uses(run, &ids, self.now())
+            .await?)
+    }
+
+    /// The reflection of a finished task or review run taken from the final `REFLECTION:`
+    /// block of its output ([`parse_reflection_block`]), when the agent did not post one for
+    /// the run itself. The outcome follows the run's status. Returns what was stored.
+    pub async fn reflect_from_output(
+        &self,
+        run_id: RunId,
+        output: Option<&str>,
+    ) -> Result<Option<Reflection>> {
+        let Some(body) = output.and_then(parse_reflection_block) else {
+            return Ok(None);
+        };
+        let store = &self.inner.store;
+        let run = store.run(run_id).await?;
+        if !matches!(run.mode, RunMode::Task | RunMode::Review)
+            || store.run_has_reflection(run_id).await?
+        {
+            return Ok(None);
+        }
+        let outcome = match run.status {
+            RunStatus::Succeeded => ReflectionOutcome::Succeeded,
+            _ => ReflectionOutcome::Failed,
+        };
+        let reflection = Reflection {
+            id: Self::new_id(),
+            agent_id: run.agent_id,
+            run_id: Some(run_id),
+            issue_key: run.issue_key.clone(),
+            outcome,
+            body: Body::parse(&body)?.into_string(),
+            created_at: self.now(),
+        };
+        let activity = self.activity(
+            &Actor::System,
+            "reflection.created",
+            "reflection",
+            reflection.id.to_string(),
+            format!(
+                "took a reflection ({}) from the run's output",
+                outcome.as_str()
+            ),
+            serde_json::json!({
+                "run_id": run_id.to_string(),
+                "issue_key": reflection.issue_key.as_ref().map(|k| k.as_str().to_owned()),
+                "outcome": outcome.as_str(),
+                "extracted": true,
+            }),
+        );
+        Ok(Some(
+            store
+                .create_reflection(Created::new(reflection, vec![activity]))
+                .await?,
+        ))
     }
 
     async fn require_skill_promoter(&self, actor: &Actor) -> Result<()> {
@@ -704,6 +970,139 @@ mod tests {
             "*/0 * * * *",
         ] {
             assert_eq!(parse_schedule(bad).unwrap_err().field, "schedule", "{bad}");
+        }
+    }
+
+    #[test]
+    fn reflection_blocks_are_taken_from_the_end() {
+        assert_eq!(
+            parse_reflection_block("Done.\n\nREFLECTION: Tests first.\nThen the code.\n")
+                .as_deref(),
+            Some("Tests first.\nThen the code.")
+        );
+        // Markdown around the marker; the last block wins; a block may start on the next line.
+        assert_eq!(
+            parse_reflection_block("REFLECTION: old\n## **REFLECTION:**\n- keep diffs small")
+                .as_deref(),
+            Some("- keep diffs small")
+        );
+        assert_eq!(
+            parse_reflection_block("  > REFLECTION: quoted").as_deref(),
+            Some("quoted")
+        );
+        for none in [
+            "",
+            "no block here",
+            "REFLECTION:",
+            "REFLECTION:   \n  \n",
+            "My REFLECTION: x",
+        ] {
+            assert_eq!(parse_reflection_block(none), None, "{none:?}");
+        }
+        let long = format!("REFLECTION: {}", "é".repeat(10_000));
+        assert_eq!(
+            parse_reflection_block(&long).unwrap().chars().count(),
+            MAX_EXTRACTED_REFLECTION
+        );
+    }
+
+    #[test]
+    fn titles_come_from_the_first_line() {
+        assert_eq!(
+            title_from("\n## Run the migrations first\nbecause...")
+                .unwrap()
+                .as_str(),
+            "Run the migrations first"
+        );
+        let long = title_from(&"word ".repeat(100)).unwrap();
+        assert!(long.as_str().ends_with('…'));
+        assert!(title_from(" \n ** \n").is_none());
+    }
+
+    fn note(n: u8, issue: Option<&str>, chars: usize) -> Reflection {
+        Reflection {
+            id: ReflectionId::from_uuid(uuid::Uuid::from_u128(u128::from(n))),
+            agent_id: AgentId::from_uuid(uuid::Uuid::from_u128(1)),
+            run_id: None,
+            issue_key: issue.map(|k| IssueKey::parse(k).unwrap()),
+            outcome: ReflectionOutcome::Succeeded,
+            body: "x".repeat(chars),
+            created_at: mesa_domain::Timestamp::from_millis(i64::from(n)),
+        }
+    }
+
+    #[test]
+    fn picks_same_issue_then_relevant_then_recent() {
+        let same = vec![note(1, Some("MESA-1"), 10)];
+        let relevant = vec![note(2, None, 10), note(1, Some("MESA-1"), 10)];
+        let recent = vec![note(3, None, 10), note(2, None, 10), note(4, None, 10)];
+        let got: Vec<u8> = pick_reflections(same, relevant, recent)
+            .iter()
+            .map(|r| r.created_at.as_millis() as u8)
+            .collect();
+        assert_eq!(got, [1, 2, 3, 4]);
+        // A long first reflection leaves no room for others.
+        let got = pick_reflections(vec![note(1, None, 2_500)], vec![note(2, None, 5)], vec![]);
+        assert_eq!(got.len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_final_block_is_found_whatever_comes_before(
+            before in "(\\PC|\n){0,300}",
+            lesson in "[a-zA-Z ,.]{0,50}(\n[a-zA-Z ,.]{0,50}){0,3}",
+        ) {
+            let text = format!("{before}\nREFLECTION: {lesson}");
+            let got = parse_reflection_block(&text);
+            let want = lesson.trim();
+            if want.is_empty() {
+                // An empty final block: nothing, or an earlier block of `before`.
+                proptest::prop_assert!(got.is_none() || before.contains("REFLECTION:"));
+            } else {
+                // The same words in the same lines (spaces at line ends may go).
+                let words = |t: &str| -> Vec<Vec<String>> {
+                    t.lines().map(|l| l.split_whitespace().map(str::to_owned).collect()).collect()
+                };
+                proptest::prop_assert_eq!(got.as_deref().map(words), Some(words(want)));
+            }
+            // Whatever the text, a block is trimmed, non-empty and bounded.
+            if let Some(b) = parse_reflection_block(&before) {
+                proptest::prop_assert!(!b.is_empty() && b.trim() == b);
+                proptest::prop_assert!(b.chars().count() <= MAX_EXTRACTED_REFLECTION);
+            }
+        }
+
+        #[test]
+        fn picked_reflections_respect_the_caps(
+            same in proptest::collection::vec((0u8..20, 0usize..900), 0..8),
+            relevant in proptest::collection::vec((0u8..20, 0usize..900), 0..8),
+            recent in proptest::collection::vec((0u8..20, 0usize..900), 0..12),
+        ) {
+            let make = |v: &[(u8, usize)]| -> Vec<Reflection> {
+                v.iter().map(|&(n, c)| note(n, None, c)).collect()
+            };
+            let (same, relevant, recent) = (make(&same), make(&relevant), make(&recent));
+            let got = pick_reflections(same.clone(), relevant.clone(), recent.clone());
+            proptest::prop_assert!(got.len() <= PROMPT_REFLECTIONS);
+            // Each once, never empty.
+            for (i, r) in got.iter().enumerate() {
+                proptest::prop_assert!(!r.body.is_empty());
+                proptest::prop_assert!(got[..i].iter().all(|o| o.id != r.id));
+            }
+            // Everything but the last fits in the character budget.
+            let before_last: usize = got.iter().rev().skip(1).map(|r| r.body.len()).sum();
+            proptest::prop_assert!(before_last < PROMPT_REFLECTION_CHARS);
+            // The same issue's come first, in order.
+            let firsts: Vec<_> = same.iter().filter(|r| !r.body.is_empty()).fold(
+                Vec::new(),
+                |mut acc: Vec<ReflectionId>, r| {
+                    if !acc.contains(&r.id) { acc.push(r.id); }
+                    acc
+                },
+            );
+            let n = firsts.len().min(got.len());
+            let got_ids: Vec<_> = got.iter().map(|r| r.id).collect();
+            proptest::prop_assert_eq!(&got_ids[..n], &firsts[..n]);
         }
     }
 

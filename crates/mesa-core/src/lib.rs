@@ -32,6 +32,7 @@
 mod activity_log;
 mod agents;
 mod archetypes;
+mod audit;
 mod auth;
 mod blocks;
 mod bootstrap;
@@ -40,6 +41,7 @@ mod clock;
 mod config;
 mod engine;
 mod error;
+mod evaluation;
 mod events;
 mod governance;
 mod hints;
@@ -60,6 +62,7 @@ mod wakes;
 pub mod catalog;
 
 pub use agents::{AgentView, NewAgent};
+pub use audit::{DEFAULT_AUDIT_WINDOW_DAYS, MAX_AUDIT_WINDOW_DAYS, parse_window_days};
 pub use auth::{AuthFailure, MintedKey, Principal, hash_key};
 pub use blocks::{BlockOutcome, NewApproval, NewWorkBlock};
 pub use bootstrap::BootstrapReport;
@@ -68,13 +71,17 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::CoreConfig;
 pub use engine::{Engine, EngineConfig, RunningScheduler};
 pub use error::{CoreError, ErrorKind, Result};
+pub use evaluation::MAX_OBSERVABILITY_DAYS;
 pub use events::EventBus;
 pub use governance::{ProposedPatch, Strategy, WorkBlockDetail, WorkBlockFields, WorkBlockStats};
 pub use issues::{IssueDetail, IssueList, IssuePatch, IssueView, NewIssue};
 pub use journal::{
     EventJournal, JOURNAL_CAPACITY, JournalEntry, JournalSubscription, Replay, SUBSCRIBER_BUFFER,
 };
-pub use learning::{CronPatch, NewCron, NewSkill, SCHEDULER_PAUSED, parse_schedule, parse_tags};
+pub use learning::{
+    CronPatch, NewCron, NewSkill, SCHEDULER_PAUSED, SkillPromotion, parse_reflection_block,
+    parse_schedule, parse_tags,
+};
 pub use mesa::{Mesa, MesaBuilder};
 pub use runs::{RUN_LOG_CAP, RunCancel, RunLogFollow};
 pub use sessions::{LINK_TTL_MS, OpenedSession, SESSION_IDLE_MS, SessionUser};

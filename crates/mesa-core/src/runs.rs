@@ -150,10 +150,25 @@ impl Mesa {
     }
 
     /// Finishes a run (see [`mesa_store::RunStore::finish_run`]) and publishes `RunFinished`,
-    /// which ends the run's log followers. For the scheduler.
+    /// which ends the run's log followers. For the scheduler. The audit of an audit run ends
+    /// with it (without a final message: see `Mesa::finish_run_with_result`).
     pub async fn finish_run(&self, record: FinishRunRecord) -> Result<Run> {
+        self.finish_run_with_result(record, None).await
+    }
+
+    /// [`Mesa::finish_run`] with the run's final message (`result_text`, the runner's parsed
+    /// result), which becomes the findings of the run's audit if it has one (SPEC §4.3). An
+    /// audit that cannot be recorded is logged; the run stays finished.
+    pub(crate) async fn finish_run_with_result(
+        &self,
+        record: FinishRunRecord,
+        result_text: Option<&str>,
+    ) -> Result<Run> {
         let run = self.inner.store.finish_run(record).await?;
         self.publish([DomainEvent::RunFinished(Box::new(run.clone()))]);
+        if let Err(e) = self.settle_audit(&run, result_text).await {
+            tracing::error!(run = %run.id, error = %e, "the run's audit could not be ended");
+        }
         Ok(run)
     }
 
@@ -230,9 +245,16 @@ impl Mesa {
     /// `POST /audits` (board only): queues a run of the org's auditor (the first active agent
     /// with the `auditor` archetype; none is `no_auditor`), mode and trigger `audit`, and
     /// records the Audit. While an audit run is still queued, another request is refused
-    /// (`audit_queued`, naming it): the queued audit will run once.
-    pub async fn request_audit(&self, actor: &Actor, focus: Option<&str>) -> Result<(Audit, Run)> {
+    /// (`audit_queued`, naming it): the queued audit will run once. The figures of the
+    /// audit's prompt look back `window_days` (1 to 90; default 14) from the run's start.
+    pub async fn request_audit(
+        &self,
+        actor: &Actor,
+        focus: Option<&str>,
+        window_days: Option<u32>,
+    ) -> Result<(Audit, Run)> {
         Self::require_board(actor, "request audits")?;
+        let window_days = crate::audit::parse_window_days(window_days.map(i64::from))?;
         let focus = match focus.map(str::trim) {
             None | Some("") => None,
             Some(f) if f.chars().count() > MAX_FOCUS => {
@@ -289,6 +311,8 @@ impl Mesa {
             focus,
             status: AuditStatus::Queued,
             findings: None,
+            figures: None,
+            window_days,
             patches_proposed: 0,
             issues_created: 0,
             created_at: self.now(),
@@ -300,7 +324,11 @@ impl Mesa {
             "audit",
             audit.id.to_string(),
             format!("requested an audit by {}", auditor.slug),
-            serde_json::json!({ "run_id": outcome.run.id, "focus": audit.focus }),
+            serde_json::json!({
+                "run_id": outcome.run.id,
+                "focus": audit.focus,
+                "window_days": window_days,
+            }),
         );
         let audit = self
             .inner

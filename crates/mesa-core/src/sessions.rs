@@ -115,14 +115,7 @@ impl Mesa {
         if session.expires_at <= now {
             return None;
         }
-        let key = self
-            .inner
-            .store
-            .list_keys(None)
-            .await
-            .ok()?
-            .into_iter()
-            .find(|k| k.id == session.key_id)?;
+        let key = self.inner.store.key(session.key_id).await.ok()??;
         if key.kind != ApiKeyKind::Board || !key.is_live(now) {
             return None;
         }

@@ -20,7 +20,12 @@ pub const FEATURE_FLAGS: &[&str] = &[
 ];
 
 /// Keys whose values are secrets: write-only through the API (SPEC §14).
-const SECRET_KEYS: &[&str] = &["telegram_bot_token", "discord_webhook_url", "github_token"];
+const SECRET_KEYS: &[&str] = &[
+    "telegram_bot_token",
+    "discord_webhook_url",
+    "github_token",
+    "judge_api_key",
+];
 
 /// Every setting, with typed accessors for the ones the core uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,6 +121,16 @@ fn validate(key: &str, value: &str) -> Result<(), ValidationError> {
         "budget_timezone" => parse_offset(value)
             .map(|_| ())
             .ok_or_else(|| bad(format!("{key} must be UTC or an offset such as +02:00"))),
+        "judge_base_url" => {
+            let v = value.trim();
+            if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "{key} must be an http:// or https:// URL (or empty)"
+                )))
+            }
+        }
         "max_runs_per_issue" | "rate_limit_per_minute" | "max_runs_per_hour" => value
             .parse::<u32>()
             .map(|_| ())

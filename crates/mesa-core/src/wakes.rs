@@ -255,6 +255,46 @@ impl Mesa {
         }
     }
 
+    /// Wakes the assignee of `issue`'s parent (trigger `sub_issues_finished`, a task run on the
+    /// parent) when `issue` has just finished and it was the last open sub-issue, so the parent
+    /// is closed or followed up at once rather than at the next heartbeat. Skipped like any
+    /// wake-up (§6.1: the assignee's own action wakes nobody). Never fails (see above).
+    pub(crate) async fn wake_parent_when_children_finished(&self, actor: &Actor, issue: &Issue) {
+        let Some(parent_key) = issue.parent_key.as_ref() else {
+            return;
+        };
+        if !issue.status.is_terminal() {
+            return;
+        }
+        match self.parent_to_wake(parent_key).await {
+            Ok(Some((agent, parent))) => {
+                let wake = Wake::for_issue(agent, &parent, RunTrigger::SubIssuesFinished);
+                self.wake_quietly(actor, wake).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = ?e, parent = %parent_key,
+                "could not check the sub-issues of a parent"),
+        }
+    }
+
+    /// The assignee of the open parent `key` whose sub-issues are all terminal, with the parent.
+    async fn parent_to_wake(&self, key: &IssueKey) -> Result<Option<(AgentId, Issue)>> {
+        let store = &self.inner.store;
+        let parent = store.issue(key).await?;
+        let Some(assignee) = parent.assignee_id else {
+            return Ok(None);
+        };
+        if parent.status.is_terminal() || parent.deleted {
+            return Ok(None);
+        }
+        let children = store.children(key).await?;
+        let finished = children
+            .iter()
+            .filter(|c| !c.deleted)
+            .all(|c| c.status.is_terminal());
+        Ok(finished.then_some((assignee, parent)))
+    }
+
     /// [`Mesa::enqueue_wake`], logging a failure instead of returning it.
     async fn wake_quietly(&self, actor: &Actor, wake: Wake) {
         let (agent, trigger) = (wake.agent, wake.trigger);

@@ -221,6 +221,7 @@ name_enum! {
         Reopened => "reopened",
         Comment => "comment",
         ApprovalResolved => "approval_resolved",
+        SubIssuesFinished => "sub_issues_finished",
         Heartbeat => "heartbeat",
         Cron => "cron",
         Manual => "manual",
@@ -235,7 +236,10 @@ impl RunTrigger {
         match self {
             RunTrigger::ReviewRequested => 0,
             RunTrigger::ChangesRequested | RunTrigger::Unblocked | RunTrigger::Reopened => 1,
-            RunTrigger::Recovery | RunTrigger::ApprovalResolved | RunTrigger::Comment => 2,
+            RunTrigger::Recovery
+            | RunTrigger::ApprovalResolved
+            | RunTrigger::SubIssuesFinished
+            | RunTrigger::Comment => 2,
             RunTrigger::Manual | RunTrigger::Assigned | RunTrigger::IssueCreated => 3,
             RunTrigger::Audit | RunTrigger::Cron | RunTrigger::Heartbeat => 4,
         }

@@ -10,6 +10,7 @@ mod error;
 pub mod argv;
 pub mod capture;
 pub mod env;
+pub mod judge;
 pub mod openai_compat;
 pub mod outcome;
 pub mod parse;
@@ -19,6 +20,8 @@ pub mod prompt;
 pub mod runners;
 pub mod scrub;
 pub mod simulated;
+pub mod skills;
+pub mod trajectory;
 pub mod worktree;
 
 use std::path::PathBuf;

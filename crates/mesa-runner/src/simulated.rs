@@ -7,7 +7,8 @@
 //! Randomness is seeded from the runner's seed, the agent's `MESA_SIM_SEED` (default 0) and
 //! the run id, so a run is reproducible. Each step takes 50–400 ms divided by the agent's
 //! `MESA_SIM_SPEED` (default 1) and spends synthetic tokens, whose cost is estimated from the
-//! [`PriceTable`] (`CostSource::Estimated`). An HTTP error ends the run `failed` with the
+//! [`PriceTable`] (`CostSource::Estimated`). A reviewer asks for changes on an issue's first
+//! review with the chance `MESA_SIM_CHANGES_PERCENT` (0–100, default 20). An HTTP error ends the run `failed` with the
 //! method, path, status and body; cancel and the timeout are honoured between and during
 //! steps. `mesa demo` runs a whole company of them.
 
@@ -89,6 +90,7 @@ impl AgentRunner for SimulatedRunner {
             },
             rng: Rng::new(run_seed),
             speed: env.speed,
+            changes_percent: env.changes_percent,
             me: env.agent_slug.clone(),
             scrubber: Scrubber::new(&inv.secrets),
             events,
@@ -130,6 +132,7 @@ struct SimEnv {
     agent_slug: String,
     speed: f64,
     seed: u64,
+    changes_percent: u64,
 }
 
 impl SimEnv {
@@ -157,7 +160,19 @@ impl SimEnv {
                 .parse::<u64>()
                 .map_err(|_| SimError::Env("MESA_SIM_SEED must be a whole number"))?,
         };
+        let changes_percent = match get("MESA_SIM_CHANGES_PERCENT") {
+            None => worker::CHANGES_PERCENT,
+            Some(s) => s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .ok_or(SimError::Env(
+                    "MESA_SIM_CHANGES_PERCENT must be a whole number from 0 to 100",
+                ))?,
+        };
         Ok(SimEnv {
+            changes_percent,
             api_url: get("MESA_API_URL").ok_or(SimError::Env("MESA_API_URL is not set"))?,
             api_key: get("MESA_API_KEY").ok_or(SimError::Env("MESA_API_KEY is not set"))?,
             agent_slug: get("MESA_AGENT_SLUG").unwrap_or_default(),
@@ -180,6 +195,8 @@ struct Sim {
     api: Api,
     rng: Rng,
     speed: f64,
+    /// Chance (percent) of asking for changes on an issue's first review.
+    changes_percent: u64,
     me: String,
     scrubber: Scrubber,
     events: mpsc::Sender<RunnerEvent>,
@@ -203,6 +220,11 @@ impl Sim {
         ))
         .await;
         let note = match (inv.mode, key) {
+            (RunMode::Review, Some(k)) if ceo => {
+                let note = self.review(&k).await?;
+                self.close_parent_of(&k).await?;
+                note
+            }
             (RunMode::Review, Some(k)) => self.review(&k).await?,
             (RunMode::Task, Some(k)) if ceo => self.ceo_task(&k).await?,
             (RunMode::Task, Some(k)) => self.work(&k, &inv.workdir).await?,

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use mesa_domain::entity::{Issue, NewActivity};
 use mesa_domain::{AgentId, IssueId, IssueKey, IssueStatus};
-use mesa_store::{CheckoutOutcome, CheckoutRequest, Result, StoreError};
+use mesa_store::{Changes, CheckoutOutcome, CheckoutRequest, Result, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
@@ -65,22 +65,26 @@ enum Claim {
 }
 
 async fn run_batch(store: &SqliteStore, batch: Vec<(CheckoutRequest, Reply)>) {
-    let mut tx = match store.write_tx().await {
+    let mut tracked = match store.tracked_write_tx().await {
         Ok(tx) => tx,
         Err(err) => return fail_all(batch, &err),
     };
     let (requests, replies): (Vec<CheckoutRequest>, Vec<Reply>) = batch.into_iter().unzip();
-    let (claims, audit) = match claim_all(&mut tx, requests).await {
+    let callers: Vec<AgentId> = requests.iter().map(|r| r.agent_id).collect();
+    let (claims, audit) = match claim_all(&mut tracked.tx, requests).await {
         Ok(done) => done,
         // Dropping the transaction rolls back every claim of the batch.
         Err(err) => return fail_replies(replies, &err),
     };
-    let issues = match finish(&mut tx, audit, &claims).await {
+    let issues = match finish(&mut tracked.tx, audit, &claims).await {
         Ok(issues) => issues,
         Err(err) => return fail_replies(replies, &err),
     };
-    if let Err(err) = tx.commit().await {
-        return fail_replies(replies, &backend(err));
+    if let Err(err) = store
+        .commit_tracked(tracked, changes(&callers, &issues))
+        .await
+    {
+        return fail_replies(replies, &err);
     }
     for (reply, claim) in replies.into_iter().zip(claims) {
         let answer = match claim {
@@ -93,6 +97,24 @@ async fn run_batch(store: &SqliteStore, batch: Vec<(CheckoutRequest, Reply)>) {
         };
         let _ = reply.send(answer);
     }
+}
+
+/// What a batch may have changed, for read caches: only issue rows (and the audit log), each
+/// now assigned to its claimer, who was its assignee before or none; the reviewer is kept, so
+/// an issue leaving review leaves its reviewer's inbox; and the board's inbox, should an issue
+/// leave `board_review`.
+fn changes(callers: &[AgentId], issues: &HashMap<IssueId, Issue>) -> Changes {
+    let mut changes = Changes {
+        board_inbox: true,
+        ..Changes::default()
+    };
+    for agent in callers {
+        changes.inboxes.add(*agent);
+    }
+    for reviewer in issues.values().filter_map(|i| i.reviewer_id) {
+        changes.inboxes.add(reviewer);
+    }
+    changes
 }
 
 /// An issue's row as far as a checkout is concerned.

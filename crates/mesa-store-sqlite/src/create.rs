@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use mesa_domain::entity::Issue;
 use mesa_domain::{IssueKey, IssueStatus, Version};
-use mesa_store::{NewIssueRecord, Result, StoreError};
+use mesa_store::{Changes, NewIssueRecord, Result, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::SqliteStore;
@@ -38,10 +38,12 @@ pub(crate) async fn create_issue(store: &SqliteStore, new: NewIssueRecord) -> Re
 }
 
 async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
-    let mut tx = match store.write_tx().await {
+    let mut tracked = match store.tracked_write_tx().await {
         Ok(tx) => tx,
         Err(err) => return fail_all(batch, &err),
     };
+    let changes = changes(&batch);
+    let tx = &mut tracked.tx;
     let mut results: Vec<(Reply, Result<Issue>)> = Vec::with_capacity(batch.len());
     let (plain, other): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(r, _)| {
         r.parent_key.is_none() && r.work_block_id.is_none() && r.labels.is_empty()
@@ -49,7 +51,7 @@ async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
 
     let mut one_by_one = other;
     if !plain.is_empty() {
-        match fast_path(&mut tx, plain).await {
+        match fast_path(tx, plain).await {
             Ok((done, rest)) => {
                 results.extend(done);
                 one_by_one.extend(rest);
@@ -61,22 +63,37 @@ async fn run_batch(store: &SqliteStore, batch: Vec<(NewIssueRecord, Reply)>) {
         }
     }
     for (record, reply) in one_by_one {
-        let outcome = in_savepoint(&mut tx, record).await;
+        let outcome = in_savepoint(tx, record).await;
         results.push((reply, outcome));
     }
-    match tx.commit().await {
+    match store.commit_tracked(tracked, changes).await {
         Ok(()) => {
             for (reply, outcome) in results {
                 let _ = reply.send(outcome);
             }
         }
         Err(err) => {
-            let err = backend(err);
             for (reply, _) in results {
                 let _ = reply.send(Err(copy_err(&err)));
             }
         }
     }
+}
+
+/// What a batch may have changed, for read caches: it only inserts issues (with their labels,
+/// their assignees' wake-up runs and audit rows), so at most the inboxes of their assignees and
+/// the runs. (The board's inbox holds only issues in `board_review`, where no issue starts;
+/// it is named anyway, as it costs nothing.)
+fn changes(batch: &[(NewIssueRecord, Reply)]) -> Changes {
+    let mut changes = Changes {
+        runs: true,
+        board_inbox: true,
+        ..Changes::default()
+    };
+    for agent in batch.iter().filter_map(|(r, _)| r.assignee_id) {
+        changes.inboxes.add(agent);
+    }
+    changes
 }
 
 async fn in_savepoint(tx: &mut SqliteConnection, record: NewIssueRecord) -> Result<Issue> {

@@ -77,6 +77,10 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The WAL-index file (`<path>-shm`), read by [`SqliteStore::data_version`].
     pub(crate) shm: Option<std::sync::Arc<std::fs::File>>,
+    /// What this store's recorded commits changed ([`crate::version`]).
+    pub(crate) commits: std::sync::Arc<std::sync::Mutex<crate::version::CommitLog>>,
+    /// Tracked writes between their `COMMIT` and the recording of their link.
+    pub(crate) committing: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Checkpointer = (
@@ -156,6 +160,8 @@ impl SqliteStore {
             connect: base,
             path: options.path,
             shm,
+            commits: std::sync::Arc::default(),
+            committing: std::sync::Arc::default(),
         })
     }
 

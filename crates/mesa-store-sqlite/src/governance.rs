@@ -61,26 +61,39 @@ fn decode_cron(row: CronRow) -> Result<Cron> {
     })
 }
 
+/// The columns [`AuditRow`] reads, in order.
+macro_rules! audit_columns {
+    () => {
+        "id, run_id, focus, status, findings, figures, window_days, patches_proposed, \
+         issues_created, created_at, finished_at"
+    };
+}
+pub(crate) use audit_columns;
+
 #[derive(sqlx::FromRow)]
-struct AuditRow {
+pub(crate) struct AuditRow {
     id: String,
     run_id: Option<String>,
     focus: Option<String>,
     status: String,
     findings: Option<String>,
+    figures: Option<String>,
+    window_days: i64,
     patches_proposed: i64,
     issues_created: i64,
     created_at: i64,
     finished_at: Option<i64>,
 }
 
-fn decode_audit(row: AuditRow) -> Result<Audit> {
+pub(crate) fn decode_audit(row: AuditRow) -> Result<Audit> {
     Ok(Audit {
         id: parse("audit", AuditId::parse(&row.id))?,
         run_id: parse("audit", row.run_id.as_deref().map(RunId::parse).transpose())?,
         focus: row.focus,
         status: parse("audit", AuditStatus::parse(&row.status))?,
         findings: row.findings,
+        figures: row.figures,
+        window_days: u32::try_from(row.window_days).unwrap_or(14),
         patches_proposed: row.patches_proposed,
         issues_created: row.issues_created,
         created_at: ts(row.created_at),
@@ -275,15 +288,17 @@ impl GovernanceStore for SqliteStore {
         let Created { row: a, activity } = a;
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO audits (id, run_id, focus, status, findings, patches_proposed, \
-             issues_created, created_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audits (id, run_id, focus, status, findings, figures, window_days, \
+             patches_proposed, issues_created, created_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(a.id.to_string())
         .bind(a.run_id.map(|r| r.to_string()))
         .bind(&a.focus)
         .bind(a.status.as_str())
         .bind(&a.findings)
+        .bind(&a.figures)
+        .bind(i64::from(a.window_days))
         .bind(a.patches_proposed)
         .bind(a.issues_created)
         .bind(a.created_at.as_millis())
@@ -301,7 +316,8 @@ impl GovernanceStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE audits SET run_id = $1, focus = $2, status = $3, findings = $4, \
-             patches_proposed = $5, issues_created = $6, finished_at = $7 WHERE id = $8",
+             patches_proposed = $5, issues_created = $6, finished_at = $7, figures = $8, \
+             window_days = $9 WHERE id = $10",
         )
         .bind(a.run_id.map(|r| r.to_string()))
         .bind(&a.focus)
@@ -310,6 +326,8 @@ impl GovernanceStore for SqliteStore {
         .bind(a.patches_proposed)
         .bind(a.issues_created)
         .bind(ms_opt(a.finished_at))
+        .bind(&a.figures)
+        .bind(i64::from(a.window_days))
         .bind(&id)
         .execute(&mut *tx)
         .await
@@ -322,10 +340,11 @@ impl GovernanceStore for SqliteStore {
     }
 
     async fn list_audits(&self) -> Result<Vec<Audit>> {
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT id, run_id, focus, status, findings, patches_proposed, issues_created, \
-             created_at, finished_at FROM audits ORDER BY created_at DESC, id DESC",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audits ORDER BY created_at DESC, id DESC"
+        ))
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;

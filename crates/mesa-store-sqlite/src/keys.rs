@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use mesa_domain::entity::{ApiKey, NewActivity};
 use mesa_domain::{AgentId, ApiKeyId, ApiKeyKind, RunId, Timestamp};
-use mesa_store::{KeyStore, NewApiKey, Result, StoreError};
+use mesa_store::{Changes, KeyStore, NewApiKey, Result, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
@@ -108,6 +108,15 @@ impl KeyStore for SqliteStore {
         Ok(stored)
     }
 
+    async fn key(&self, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        let row: Option<KeyRow> = sqlx::query_as(key_select!("WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.map(decode_key).transpose()
+    }
+
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         let row: Option<KeyRow> = sqlx::query_as(key_select!("WHERE hash = ?"))
             .bind(hash)
@@ -118,7 +127,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn touch_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
-        let mut tx = self.write_tx().await?;
+        let mut tracked = self.tracked_write_tx().await?;
         sqlx::query(
             "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 \
              AND (last_used_at IS NULL OR last_used_at <= ?1 - ?3)",
@@ -126,10 +135,13 @@ impl KeyStore for SqliteStore {
         .bind(at.as_millis())
         .bind(id.to_string())
         .bind(TOUCH_GRANULARITY_MS)
-        .execute(&mut *tx)
+        .execute(&mut *tracked.tx)
         .await
         .map_err(map_err(KEY, &id))?;
-        tx.commit().await.map_err(backend)
+        // Only this key's row changed.
+        let mut changes = Changes::default();
+        changes.keys.add(id);
+        self.commit_tracked(tracked, changes).await
     }
 
     async fn revoke_key(

@@ -5,6 +5,11 @@
 //! `"word"*`, and the terms are joined by implicit AND (wiki) or `OR` (skills, ranked by bm25).
 //! Wiki snippets are HTML-escaped text in which only the `<mark>`…`</mark>` highlights are tags.
 //! When full-text search finds no page, [`fuzzy_rank`] matches titles and slugs fzf-style.
+//!
+//! Relevance for prompts (SPEC §4.3, docs/governance.md): [`relevance_terms`] keeps the telling
+//! words of an issue's text; reflections are searched in `reflections_fts` (migration 0007,
+//! stemmed, one agent's newest [`REFLECTION_WINDOW`] only), skills in `skills_fts` (active only).
+//! A skill's `uses` and `successes` are counted from `skill_uses` when it is read.
 
 use async_trait::async_trait;
 use mesa_domain::entity::{MemoryItem, NewActivity, Reflection, Skill, WikiPage, WikiRevision};
@@ -48,6 +53,58 @@ struct ReflectionRow {
     created_at: i64,
 }
 
+/// The columns of a [`ReflectionRow`] from `reflections r`.
+macro_rules! reflection_columns {
+    () => {
+        "r.id, r.agent_id, r.run_id, r.issue_key, r.outcome, r.body, r.created_at"
+    };
+}
+
+/// How many of an agent's newest reflections a relevance search ranks.
+const REFLECTION_WINDOW: i64 = 500;
+
+/// The agent's token in `reflections_fts` (migration 0007): `a` and the id's hex digits.
+fn agent_token(agent: AgentId) -> String {
+    format!("a{}", agent.to_string().replace('-', ""))
+}
+
+/// At most this many words of an issue's text are looked up for relevance.
+const MAX_RELEVANCE_TERMS: usize = 24;
+
+/// Words too common to say what a text is about: never relevance terms.
+const STOP_WORDS: &[&str] = &[
+    "about", "after", "again", "all", "also", "and", "any", "are", "been", "before", "being",
+    "but", "can", "could", "did", "does", "each", "every", "for", "from", "had", "has", "have",
+    "how", "into", "its", "just", "may", "more", "most", "must", "not", "now", "once", "only",
+    "other", "our", "out", "over", "should", "some", "such", "than", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "under", "very", "was", "were",
+    "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you",
+    "your",
+];
+
+/// The words of a text that say what it is about, as quoted FTS5 terms (`"word"`, or the
+/// prefix term `"word"*` with `prefix`): lowercase, at least three characters, no stop word,
+/// each once, the first [`MAX_RELEVANCE_TERMS`] in order (so an issue's title, given first,
+/// always counts). No character of the text is ever read as FTS5 syntax.
+fn relevance_terms(text: &str, prefix: bool) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric()) {
+        let w = w.to_lowercase();
+        if w.chars().count() < 3 || STOP_WORDS.contains(&w.as_str()) || words.contains(&w) {
+            continue;
+        }
+        words.push(w);
+        if words.len() == MAX_RELEVANCE_TERMS {
+            break;
+        }
+    }
+    let star = if prefix { "*" } else { "" };
+    words
+        .into_iter()
+        .map(|w| format!("\"{w}\"{star}"))
+        .collect()
+}
+
 fn decode_reflection(row: ReflectionRow) -> Result<Reflection> {
     const E: &str = "reflection";
     Ok(Reflection {
@@ -81,36 +138,18 @@ struct SkillRow {
     version: i64,
 }
 
+/// The columns of a [`SkillRow`] from `skills s`. `uses` and `successes` are counted from
+/// `skill_uses` on top of the stored figures (docs/governance.md): a use is a run the skill was
+/// given to; a success is such a run that ended `succeeded` on an issue that is `done` now.
 macro_rules! skill_columns {
-    ($p:literal) => {
-        concat!(
-            $p,
-            "id, ",
-            $p,
-            "slug, ",
-            $p,
-            "title, ",
-            $p,
-            "body, ",
-            $p,
-            "tags, ",
-            $p,
-            "source, ",
-            $p,
-            "promoted_by, ",
-            $p,
-            "uses, ",
-            $p,
-            "successes, ",
-            $p,
-            "active, ",
-            $p,
-            "created_at, ",
-            $p,
-            "updated_at, ",
-            $p,
-            "version"
-        )
+    () => {
+        "s.id, s.slug, s.title, s.body, s.tags, s.source, s.promoted_by, \
+         s.uses + (SELECT COUNT(*) FROM skill_uses u WHERE u.skill_id = s.id) AS uses, \
+         s.successes + (SELECT COUNT(*) FROM skill_uses u JOIN runs r ON r.id = u.run_id \
+             JOIN issues i ON i.key = r.issue_key \
+             WHERE u.skill_id = s.id AND r.status = 'succeeded' AND i.status = 'done') \
+             AS successes, \
+         s.active, s.created_at, s.updated_at, s.version"
     };
 }
 
@@ -449,6 +488,97 @@ impl KnowledgeStore for SqliteStore {
         rows.into_iter().map(decode_reflection).collect()
     }
 
+    async fn reflection(&self, id: ReflectionId) -> Result<Reflection> {
+        let row: Option<ReflectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            reflection_columns!(),
+            " FROM reflections r WHERE r.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        decode_reflection(row.ok_or_else(|| StoreError::not_found("reflection", &id))?)
+    }
+
+    async fn run_has_reflection(&self, run: RunId) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reflections WHERE run_id = $1)")
+            .bind(run.to_string())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    async fn reflections_on_issue(
+        &self,
+        agent: AgentId,
+        issue: &IssueKey,
+        limit: u32,
+    ) -> Result<Vec<Reflection>> {
+        let rows: Vec<ReflectionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            reflection_columns!(),
+            " FROM reflections r WHERE r.agent_id = $1 AND r.issue_key = $2 \
+             ORDER BY r.created_at DESC, r.id DESC LIMIT (SELECT $3)"
+        ))
+        .bind(agent.to_string())
+        .bind(issue.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_reflection).collect()
+    }
+
+    async fn search_reflections(
+        &self,
+        agent: AgentId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<Reflection>> {
+        let words = relevance_terms(query, false);
+        if words.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The agent's token AND any word, among rowids from the agent's
+        // REFLECTION_WINDOW-th newest reflection on: bm25 ranks at most that many rows.
+        let expr = format!(
+            "agent : \"{}\" AND body : ({})",
+            agent_token(agent),
+            words.join(" OR ")
+        );
+        let floor: Option<i64> = sqlx::query_scalar(
+            "SELECT rowid FROM reflections WHERE agent_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET $2",
+        )
+        .bind(agent.to_string())
+        .bind(REFLECTION_WINDOW - 1)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(backend)?;
+        // The index is ranked first, on its own (a plain join may probe it once per row of
+        // the agent); the agent check after it only guards against a token collision.
+        let rows: Vec<ReflectionRow> = sqlx::query_as(concat!(
+            "WITH hits AS MATERIALIZED (\
+                 SELECT rowid, bm25(reflections_fts, 0.0, 1.0) AS score FROM reflections_fts \
+                 WHERE reflections_fts MATCH $1 AND rowid >= $2 \
+                 ORDER BY score LIMIT (SELECT $3)) \
+             SELECT ",
+            reflection_columns!(),
+            " FROM hits CROSS JOIN reflections r ON r.rowid = hits.rowid \
+             WHERE r.agent_id = $4 \
+             ORDER BY hits.score, r.created_at DESC, r.id DESC"
+        ))
+        .bind(expr)
+        .bind(floor.unwrap_or(0))
+        .bind(i64::from(limit))
+        .bind(agent.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_reflection).collect()
+    }
+
     async fn create_skill(&self, s: Created<Skill>) -> Result<Skill> {
         let Created {
             row: mut s,
@@ -491,8 +621,8 @@ impl KnowledgeStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let version: Option<i64> = sqlx::query_scalar(
             "UPDATE skills SET slug = $1, title = $2, body = $3, tags = $4, source = $5, \
-             promoted_by = $6, uses = $7, successes = $8, active = $9, updated_at = $10, \
-             version = version + 1 WHERE id = $11 AND version = $12 RETURNING version",
+             promoted_by = $6, active = $7, updated_at = $8, \
+             version = version + 1 WHERE id = $9 AND version = $10 RETURNING version",
         )
         .bind(s.slug.as_str())
         .bind(s.title.as_str())
@@ -500,8 +630,6 @@ impl KnowledgeStore for SqliteStore {
         .bind(to_json(&s.tags))
         .bind(&s.source)
         .bind(&s.promoted_by)
-        .bind(s.uses)
-        .bind(s.successes)
         .bind(s.active)
         .bind(s.updated_at.as_millis())
         .bind(&id)
@@ -520,6 +648,18 @@ impl KnowledgeStore for SqliteStore {
             .await);
         };
         s.version = Version(version);
+        // The counts are not written (they are counted from `skill_uses`): read them back.
+        let (uses, successes): (i64, i64) = sqlx::query_as(concat!(
+            "SELECT ",
+            skill_columns!(),
+            " FROM skills s WHERE s.id = $1"
+        ))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await
+        .map(|row: SkillRow| (row.uses, row.successes))
+        .map_err(backend)?;
+        (s.uses, s.successes) = (uses, successes);
         activity::append(&mut tx, activity).await?;
         tx.commit().await.map_err(backend)?;
         Ok(s)
@@ -528,8 +668,8 @@ impl KnowledgeStore for SqliteStore {
     async fn skill(&self, slug: &Slug) -> Result<Skill> {
         let row: Option<SkillRow> = sqlx::query_as(concat!(
             "SELECT ",
-            skill_columns!(""),
-            " FROM skills WHERE slug = $1"
+            skill_columns!(),
+            " FROM skills s WHERE s.slug = $1"
         ))
         .bind(slug.as_str())
         .fetch_optional(&self.reader)
@@ -543,8 +683,8 @@ impl KnowledgeStore for SqliteStore {
         let rows: Vec<SkillRow> = if terms.is_empty() {
             sqlx::query_as(concat!(
                 "SELECT ",
-                skill_columns!(""),
-                " FROM skills ORDER BY slug"
+                skill_columns!(),
+                " FROM skills s ORDER BY s.slug"
             ))
             .fetch_all(&self.reader)
             .await
@@ -554,7 +694,7 @@ impl KnowledgeStore for SqliteStore {
             // title and tags above the body.
             sqlx::query_as(concat!(
                 "SELECT ",
-                skill_columns!("s."),
+                skill_columns!(),
                 " FROM skills_fts JOIN skills s ON s.rowid = skills_fts.rowid \
                  WHERE skills_fts MATCH $1 \
                  ORDER BY bm25(skills_fts, 4.0, 8.0, 1.0, 4.0), s.slug"
@@ -565,6 +705,46 @@ impl KnowledgeStore for SqliteStore {
             .map_err(backend)?
         };
         rows.into_iter().map(decode_skill).collect()
+    }
+
+    async fn relevant_skills(&self, query: &str, limit: u32) -> Result<Vec<Skill>> {
+        let terms = relevance_terms(query, true);
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<SkillRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            skill_columns!(),
+            " FROM skills_fts CROSS JOIN skills s ON s.rowid = skills_fts.rowid \
+             WHERE skills_fts MATCH $1 AND s.active = 1 \
+             ORDER BY bm25(skills_fts, 4.0, 8.0, 1.0, 4.0), s.slug LIMIT (SELECT $2)"
+        ))
+        .bind(terms.join(" OR "))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_skill).collect()
+    }
+
+    async fn record_skill_uses(&self, run: RunId, skills: &[SkillId], at: Timestamp) -> Result<()> {
+        if skills.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = skills.iter().map(ToString::to_string).collect();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO skill_uses (skill_id, run_id, created_at) \
+             SELECT value, $2, $3 FROM json_each($1)",
+        )
+        .bind(to_json(&ids))
+        .bind(run.to_string())
+        .bind(at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err("skill_use", &run))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
     }
 
     async fn create_memory(&self, m: Created<MemoryItem>) -> Result<MemoryItem> {
@@ -901,6 +1081,23 @@ mod tests {
             10,
         );
         assert_eq!(ranked, ["2", "1"]);
+    }
+
+    #[test]
+    fn relevance_terms_keep_the_telling_words() {
+        assert_eq!(
+            relevance_terms(
+                "Add the DB migration for the migration \"runner\" (v2)",
+                false
+            ),
+            [r#""add""#, r#""migration""#, r#""runner""#]
+        );
+        assert_eq!(relevance_terms("Déployer*", true), [r#""déployer"*"#]);
+        assert!(relevance_terms("a an to of it is the and", true).is_empty());
+        let long: String = (0..100).map(|i| format!("word{i} ")).collect();
+        let terms = relevance_terms(&long, false);
+        assert_eq!(terms.len(), MAX_RELEVANCE_TERMS);
+        assert_eq!(terms[0], r#""word0""#);
     }
 
     #[test]

@@ -333,21 +333,40 @@ async fn insert_cost_event(
     Ok(())
 }
 
-/// Appends the `WHERE` clause of a run filter.
-fn push_run_filter(qb: &mut QueryBuilder<Sqlite>, filter: &RunFilter) {
-    qb.push(" WHERE 1 = 1");
+/// One page of runs newest first: the filter's agent and issue, at most one status (an
+/// equality, so `runs_status` yields the rows in order), after the cursor, `limit` rows.
+/// Without a status or agent, `runs_recent (queued_at, id)` is walked in order.
+fn push_run_page(
+    qb: &mut QueryBuilder<Sqlite>,
+    filter: &RunFilter,
+    status: Option<&str>,
+    cursor: Option<&(i64, String)>,
+    limit: i64,
+) {
+    qb.push(concat!(
+        "SELECT ",
+        run_list_columns!(),
+        " FROM runs WHERE 1 = 1"
+    ));
     if let Some(a) = filter.agent {
         qb.push(" AND agent_id = ").push_bind(a.to_string());
     }
     if let Some(k) = &filter.issue {
         qb.push(" AND issue_key = ").push_bind(k.to_string());
     }
-    if !filter.statuses.is_empty() {
-        let names: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        qb.push(" AND status IN (SELECT value FROM json_each(")
-            .push_bind(to_json(&names))
-            .push("))");
+    if let Some(s) = status {
+        qb.push(" AND status = ").push_bind(s.to_owned());
     }
+    if let Some((queued_at, id)) = cursor {
+        qb.push(" AND (queued_at, id) < (")
+            .push_bind(*queued_at)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    qb.push(" ORDER BY queued_at DESC, id DESC LIMIT (SELECT ")
+        .push_bind(limit)
+        .push(")");
 }
 
 /// Wake-ups waiting for their group commit ([`crate::group`]).
@@ -562,20 +581,38 @@ impl RunStore for SqliteStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter, page: &PageRequest) -> Result<Page<Run>> {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(concat!("SELECT ", run_list_columns!(), " FROM runs"));
-        push_run_filter(&mut qb, filter);
-        if let Some(cursor) = &page.cursor {
-            let (queued_at, id) = decode_cursor(cursor)?;
-            qb.push(" AND (queued_at, id) < (")
-                .push_bind(queued_at)
-                .push(", ")
-                .push_bind(id)
+        let cursor = page.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = i64::from(page.limit) + 1;
+        let mut statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let mut qb = QueryBuilder::<Sqlite>::new("");
+        if statuses.len() <= 1 {
+            push_run_page(
+                &mut qb,
+                filter,
+                statuses.first().copied(),
+                cursor.as_ref(),
+                limit,
+            );
+        } else {
+            // One branch per status, each walking `runs_status (status, queued_at)` newest
+            // first and stopping at the page size; only their union (statuses × page size
+            // rows) is sorted. An `IN` over the statuses would sort every matching run (all
+            // the queued wake-ups for the dashboard's "in flight" list).
+            qb.push("SELECT * FROM (");
+            for (n, status) in statuses.iter().enumerate() {
+                if n > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push("SELECT * FROM (");
+                push_run_page(&mut qb, filter, Some(status), cursor.as_ref(), limit);
+                qb.push(")");
+            }
+            qb.push(") ORDER BY queued_at DESC, id DESC LIMIT (SELECT ")
+                .push_bind(limit)
                 .push(")");
         }
-        qb.push(" ORDER BY queued_at DESC, id DESC LIMIT (SELECT ")
-            .push_bind(i64::from(page.limit) + 1)
-            .push(")");
         let rows: Vec<RunRow> = qb
             .build_query_as()
             .fetch_all(&self.reader)
@@ -587,10 +624,14 @@ impl RunStore for SqliteStore {
     }
 
     async fn queued_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>> {
+        // The scheduler reads this on every pass, paused or not. Left to itself, SQLite picks
+        // `runs_status` and sorts every queued run (0.7 s with a million queued); the queue
+        // index walks them in order and stops at the limit.
         let rows: Vec<RunRow> = sqlx::query_as(concat!(
             "SELECT ",
             run_list_columns!(),
-            " FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) \
+            " FROM runs INDEXED BY runs_queue \
+             WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) \
              ORDER BY priority DESC, trigger_rank, queued_at, id LIMIT (SELECT ?)"
         ))
         .bind(now.as_millis())

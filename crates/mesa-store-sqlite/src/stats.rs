@@ -179,23 +179,34 @@ impl StatsStore for SqliteStore {
     }
 
     async fn work_alignment(&self, drift_limit: u32) -> Result<(u64, u64, Vec<IssueKey>)> {
-        // The open issues through the partial index `issues_open_title`; each one's block, or
-        // its parent's (through the primary key), checked against the aligned blocks.
+        // An issue is aligned when its block, or (without one) its parent's, serves an active
+        // apex block. Counted from the aligned side so the cost is bounded by the aligned
+        // blocks' members, not the open issues: the open ones among the members
+        // (`issues_work_block`), plus the open children without a block of any member
+        // (`issues_parent`). The open issues are counted on the partial index
+        // `issues_open_title` alone.
         let (open, aligned): (i64, i64) = sqlx::query_as(
             "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
              ON a.id = w.apex_block_id WHERE a.status = 'active') \
-             SELECT COUNT(*), COALESCE(SUM(COALESCE(i.work_block_id, \
-             (SELECT p.work_block_id FROM issues p WHERE p.key = i.parent_key)) \
-             IN (SELECT id FROM aligned)), 0) \
-             FROM issues i INDEXED BY issues_open_title WHERE i.open = 1 AND i.deleted = 0",
+             SELECT (SELECT COUNT(*) FROM issues INDEXED BY issues_open_title \
+              WHERE open = 1 AND deleted = 0), \
+             (SELECT COUNT(*) FROM issues i INDEXED BY issues_work_block \
+              WHERE i.work_block_id IN (SELECT id FROM aligned) AND i.open = 1 \
+              AND i.deleted = 0) + \
+             (SELECT COUNT(*) FROM issues p INDEXED BY issues_work_block \
+              CROSS JOIN issues c INDEXED BY issues_parent \
+              WHERE p.work_block_id IN (SELECT id FROM aligned) AND c.parent_key = p.key \
+              AND c.work_block_id IS NULL AND c.open = 1 AND c.deleted = 0)",
         )
         .fetch_one(&self.reader)
         .await
         .map_err(backend)?;
+        // The newest drifting issues: `issues_created` walked newest first, stopping at the
+        // limit (drifting issues are the common case; sorting every open issue is not needed).
         let keys: Vec<(String,)> = sqlx::query_as(
             "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
              ON a.id = w.apex_block_id WHERE a.status = 'active') \
-             SELECT i.key FROM issues i INDEXED BY issues_open_title \
+             SELECT i.key FROM issues i INDEXED BY issues_created \
              WHERE i.open = 1 AND i.deleted = 0 AND COALESCE(COALESCE(i.work_block_id, \
              (SELECT p.work_block_id FROM issues p WHERE p.key = i.parent_key)) \
              IN (SELECT id FROM aligned), 0) = 0 \
@@ -217,8 +228,10 @@ impl StatsStore for SqliteStore {
     }
 
     async fn spend_alignment(&self, since: Timestamp) -> Result<(MicroUsd, MicroUsd)> {
-        // `runs_status (status, queued_at)`: one range per status. A run queued more than a
-        // day before the window cannot finish inside it (timeouts are far shorter).
+        // Only runs that cost something change the sums, and the partial index `runs_costly`
+        // (migration 0009) holds just those, by `queued_at`: the queued wake-ups, however
+        // many, are never walked. A run queued more than a day before the window cannot
+        // finish inside it (timeouts are far shorter).
         let (total, aligned): (i64, i64) = sqlx::query_as(
             "WITH aligned AS (SELECT w.id FROM work_blocks w JOIN apex_blocks a \
              ON a.id = w.apex_block_id WHERE a.status = 'active') \
@@ -226,9 +239,9 @@ impl StatsStore for SqliteStore {
              COALESCE(i.work_block_id, (SELECT p.work_block_id FROM issues p \
              WHERE p.key = i.parent_key)) IN (SELECT id FROM aligned) \
              THEN r.cost_usd ELSE 0 END), 0) \
-             FROM runs r INDEXED BY runs_status LEFT JOIN issues i ON i.key = r.issue_key \
-             WHERE r.status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', \
-             'timed_out') AND r.queued_at >= ?1 AND COALESCE(r.finished_at, r.queued_at) >= ?2",
+             FROM runs r INDEXED BY runs_costly LEFT JOIN issues i ON i.key = r.issue_key \
+             WHERE r.cost_usd <> 0 AND r.queued_at >= ?1 \
+             AND COALESCE(r.finished_at, r.queued_at) >= ?2",
         )
         .bind(since.as_millis() - 86_400_000)
         .bind(since.as_millis())

@@ -273,6 +273,14 @@ impl SystemStore for SqliteStore {
         SqliteStore::data_version(self)
     }
 
+    fn changes_between(&self, from: &[u8], to: &[u8]) -> Option<mesa_store::Changes> {
+        SqliteStore::changes_between(self, from, to)
+    }
+
+    fn tracked_commit_pending(&self) -> bool {
+        SqliteStore::tracked_commit_pending(self)
+    }
+
     async fn close(&self) {
         SqliteStore::close(self).await;
     }

@@ -1871,6 +1871,17 @@ where
         Some(board.clone())
     );
     assert_eq!(store.key_by_hash("nope").await.expect("lookup"), None);
+    assert_eq!(
+        store.key(board.id).await.expect("lookup by id"),
+        Some(board.clone())
+    );
+    assert_eq!(
+        store
+            .key(ApiKeyId::from_uuid(uuid()))
+            .await
+            .expect("lookup by id"),
+        None
+    );
     store.touch_key(board.id, at(HOUR)).await.expect("touch");
     let touched = store
         .key_by_hash(&board.hash)

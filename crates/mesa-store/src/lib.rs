@@ -13,14 +13,18 @@
 //!
 //! Start with [`Store`], the union of the per-aggregate traits in `traits.rs`.
 
+mod audit;
 mod error;
+mod evaluation;
 mod records;
 mod traits;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use audit::*;
 pub use error::{BoxError, BudgetScopeKind, Result, StoreError};
+pub use evaluation::{ArchetypeEvaluation, EvaluationStore, RunEvaluation};
 pub use mesa_domain::entity::NewActivity;
 pub use records::*;
 pub use traits::*;

@@ -6,9 +6,9 @@ use mesa_domain::entity::{
     WorkBlock,
 };
 use mesa_domain::{
-    AgentId, CommentId, CommentKind, CostSource, IssueId, IssueKey, IssuePrefix, IssueStatus,
-    IssueType, LabelId, Markdown, MicroUsd, Priority, RunId, RunMode, RunStatus, RunTrigger,
-    RunnerKind, Stages, Timestamp, Title, Version, WorkBlockId,
+    AgentId, ApiKeyId, CommentId, CommentKind, CostSource, IssueId, IssueKey, IssuePrefix,
+    IssueStatus, IssueType, LabelId, Markdown, MicroUsd, Priority, RunId, RunMode, RunStatus,
+    RunTrigger, RunnerKind, Stages, Timestamp, Title, Version, WorkBlockId,
 };
 
 /// The most items one page may hold (SPEC §9.2).
@@ -23,6 +23,108 @@ pub enum InboxOwner {
     Agent(AgentId),
     /// The board: the issues in `board_review`.
     Board,
+}
+
+/// What may have changed between two data versions ([`crate::SystemStore::changes_between`]),
+/// in the terms read caches depend on. Anything not named here (agents, settings, comments,
+/// the audit log, ...) may always have changed: only entries that depend on nothing but the
+/// parts below can outlive a commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// API key rows (board tokens, agent keys, run keys) that may have changed.
+    pub keys: Touched<ApiKeyId>,
+    /// Whether any run's row may have changed (a run key lives only while its run does).
+    pub runs: bool,
+    /// Agents whose inbox (SPEC §9.3) may have changed.
+    pub inboxes: Touched<AgentId>,
+    /// Whether the board's inbox (the issues in `board_review`) may have changed.
+    pub board_inbox: bool,
+}
+
+impl Changes {
+    /// Whether the rows of key `id` (or, for `None`, any key row: a new key may have been
+    /// stored under a hash that had none) may have changed.
+    pub fn touches_key(&self, id: Option<ApiKeyId>) -> bool {
+        match id {
+            Some(id) => self.keys.contains(&id),
+            None => self.keys != Touched::Nothing,
+        }
+    }
+
+    /// Whether `owner`'s inbox may have changed.
+    pub fn touches_inbox(&self, owner: InboxOwner) -> bool {
+        match owner {
+            InboxOwner::Agent(agent) => self.inboxes.contains(&agent),
+            InboxOwner::Board => self.board_inbox,
+        }
+    }
+
+    /// Adds what `other` may have changed.
+    pub fn merge(&mut self, other: &Changes) {
+        self.keys.merge(&other.keys);
+        self.runs |= other.runs;
+        self.inboxes.merge(&other.inboxes);
+        self.board_inbox |= other.board_inbox;
+    }
+
+    /// Everything, for a write that cannot say.
+    pub fn everything() -> Self {
+        Changes {
+            keys: Touched::Any,
+            runs: true,
+            inboxes: Touched::Any,
+            board_inbox: true,
+        }
+    }
+}
+
+/// A set of things a write may have changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Touched<T> {
+    /// None of them.
+    #[default]
+    Nothing,
+    /// At most these.
+    Only(std::collections::BTreeSet<T>),
+    /// Any of them.
+    Any,
+}
+
+impl<T: Ord + Clone> Touched<T> {
+    /// Whether `item` may have changed.
+    pub fn contains(&self, item: &T) -> bool {
+        match self {
+            Touched::Nothing => false,
+            Touched::Only(items) => items.contains(item),
+            Touched::Any => true,
+        }
+    }
+
+    /// Adds `item`.
+    pub fn add(&mut self, item: T) {
+        match self {
+            Touched::Nothing => *self = Touched::Only(std::iter::once(item).collect()),
+            Touched::Only(items) => {
+                items.insert(item);
+            }
+            Touched::Any => {}
+        }
+    }
+
+    /// Adds everything in `other`.
+    pub fn merge(&mut self, other: &Touched<T>) {
+        match other {
+            Touched::Nothing => {}
+            Touched::Any => *self = Touched::Any,
+            Touched::Only(items) => {
+                if let Touched::Only(mine) = self {
+                    mine.extend(items.iter().cloned());
+                } else if *self == Touched::Nothing {
+                    *self = Touched::Only(items.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Which page of a list to return. The cursor is opaque to callers; backends encode a position.

@@ -13,7 +13,8 @@ use mesa_domain::entity::{
 };
 use mesa_domain::{
     AgentId, ApiKeyId, ApprovalId, ApprovalStatus, ArchetypePatchId, IssueId, IssueKey,
-    IssueStatus, LabelId, RunId, RunStatus, Slug, Timestamp, WikiSlug, WorkBlockId,
+    IssueStatus, LabelId, ReflectionId, RunId, RunStatus, SkillId, Slug, Timestamp, WikiSlug,
+    WorkBlockId,
 };
 
 use crate::Result;
@@ -295,6 +296,8 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<()>;
     /// Board tokens and agent keys (not run keys), newest first.
     async fn list_keys(&self, agent: Option<AgentId>) -> Result<Vec<ApiKey>>;
+    /// The key with this id (any kind), if any.
+    async fn key(&self, id: ApiKeyId) -> Result<Option<ApiKey>>;
 }
 
 /// Aggregates the dashboard shows (SPEC §10), each one indexed query.
@@ -364,6 +367,25 @@ pub trait KnowledgeStore: Send + Sync {
     async fn create_reflection(&self, r: Created<Reflection>) -> Result<Reflection>;
     /// An agent's reflections, newest first.
     async fn reflections(&self, agent: AgentId, limit: u32) -> Result<Vec<Reflection>>;
+    /// One reflection.
+    async fn reflection(&self, id: ReflectionId) -> Result<Reflection>;
+    /// Whether a reflection is bound to `run`.
+    async fn run_has_reflection(&self, run: RunId) -> Result<bool>;
+    /// An agent's reflections on one issue, newest first.
+    async fn reflections_on_issue(
+        &self,
+        agent: AgentId,
+        issue: &IssueKey,
+        limit: u32,
+    ) -> Result<Vec<Reflection>>;
+    /// An agent's reflections sharing a word with `query`, best full-text match first. Only a
+    /// window of the agent's most recent reflections is ranked, so the cost is bounded.
+    async fn search_reflections(
+        &self,
+        agent: AgentId,
+        query: &str,
+        limit: u32,
+    ) -> Result<Vec<Reflection>>;
     /// Stores a skill (`Conflict` on a duplicate slug).
     async fn create_skill(&self, s: Created<Skill>) -> Result<Skill>;
     /// Updates a skill if the version matches.
@@ -372,6 +394,10 @@ pub trait KnowledgeStore: Send + Sync {
     async fn skill(&self, slug: &Slug) -> Result<Skill>;
     /// Skills, by slug; with a query, full-text matches best first.
     async fn list_skills(&self, query: Option<&str>) -> Result<Vec<Skill>>;
+    /// Active skills sharing a word with `query` (title, body, tags, slug), best match first.
+    async fn relevant_skills(&self, query: &str, limit: u32) -> Result<Vec<Skill>>;
+    /// Records that `run` was given these skills (a use each; repeating one is a no-op).
+    async fn record_skill_uses(&self, run: RunId, skills: &[SkillId], at: Timestamp) -> Result<()>;
     /// Stores a memory item.
     async fn create_memory(&self, m: Created<MemoryItem>) -> Result<MemoryItem>;
     /// Recalls memory of an agent (and shared items) matching a query, counting the recall.
@@ -481,6 +507,22 @@ pub trait SystemStore: Send + Sync {
     fn data_version(&self) -> Option<Vec<u8>> {
         None
     }
+    /// What may have changed between data versions `from` and `to` (both from
+    /// [`SystemStore::data_version`], `from` the older), when the store can tell: every commit
+    /// in between was one of its own writes that recorded what it changed. `None` when it cannot
+    /// (a commit by another connection or process, or by a write that records nothing), and the
+    /// caller must then assume that anything changed. The default never knows.
+    fn changes_between(&self, from: &[u8], to: &[u8]) -> Option<crate::Changes> {
+        let _ = (from, to);
+        None
+    }
+    /// Whether one of the writes that record what they changed is committing right now: a
+    /// version [`SystemStore::changes_between`] cannot place may then be its commit, placeable
+    /// a moment later. Read caches use it only to decide whether to start over at once; it
+    /// never makes them serve anything. The default: never.
+    fn tracked_commit_pending(&self) -> bool {
+        false
+    }
     /// Closes connections and flushes what the backend buffers. The store is unusable after.
     async fn close(&self) {}
 }
@@ -488,6 +530,8 @@ pub trait SystemStore: Send + Sync {
 /// Everything Mesa stores. Implemented automatically for any type implementing every part.
 pub trait Store:
     IssueStore
+    + crate::AuditStore
+    + crate::EvaluationStore
     + LabelStore
     + AgentStore
     + ArchetypeStore
@@ -505,6 +549,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: IssueStore
+        + crate::AuditStore
+        + crate::EvaluationStore
         + LabelStore
         + AgentStore
         + ArchetypeStore

@@ -330,6 +330,13 @@ pub fn expire_due(approval: &ApprovalSnapshot, now: Timestamp) -> Option<Approva
         comment: None,
     });
     t.push(ApprovalEffect::Discard(approval.kind));
+    // The requester learns that nobody decided in time.
+    if let Requester::Agent(requester) = approval.requested_by {
+        t.push(ApprovalEffect::Wake {
+            agent: requester,
+            trigger: RunTrigger::ApprovalResolved,
+        });
+    }
     Some(t)
 }
 

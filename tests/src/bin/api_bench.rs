@@ -10,8 +10,13 @@
 //!    measurement), and drives it from a second
 //!    process, `wrk` (Debian package `wrk`), with Lua scripts that rotate over the agents' keys:
 //!    `GET /api/v1/inbox` with one connection (latency percentiles), then with 32 connections
-//!    (throughput); then `POST /api/v1/issues/{key}/checkout` where two threads of 16
-//!    connections each race for every issue of the pool with different agents' keys.
+//!    (throughput), then with 32 connections under a steady write load: first a second `wrk`
+//!    creating issues through the API (agents' keys, one connection pausing 10 ms between
+//!    requests), then this process committing issues straight to the database file every 10 ms
+//!    (a write the server cannot account for, so every commit empties its read cache and the
+//!    inbox takes the uncached path); then `POST /api/v1/issues/{key}/checkout` where two
+//!    threads of 16 connections each race for every issue of the pool with different agents'
+//!    keys.
 //! 3. Checks the race: the claims reported by the 200 responses name each issue at most once,
 //!    every loser got 409 `checkout_conflict`, and the database (reopened after the server
 //!    stopped) holds exactly those claims.
@@ -146,6 +151,40 @@ fn main() -> anyhow::Result<()> {
         &base,
         None,
     )?;
+    // The inbox under writes through the API: the server knows what each of them changed.
+    let creator = start_wrk(
+        &wrk,
+        &["-t1", "-c1", &format!("-d{seconds}s")],
+        &scripts.create,
+        &base,
+        None,
+    )?;
+    let under_api_writes = run_wrk(
+        &wrk,
+        &["-t2", "-c32", &format!("-d{seconds}s"), "--latency"],
+        &scripts.inbox,
+        &base,
+        None,
+    )?;
+    let api_writes = finish_wrk(creator, false)?;
+    // The inbox under writes by another process: every commit empties the read cache.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = runtime.spawn(write_at_pace(
+        db.clone(),
+        work.path().to_path_buf(),
+        Duration::from_millis(10),
+        std::sync::Arc::clone(&stop),
+    ));
+    let under_outside_writes = run_wrk(
+        &wrk,
+        &["-t2", "-c32", &format!("-d{seconds}s"), "--latency"],
+        &scripts.inbox,
+        &base,
+        None,
+    )?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let outside_writes = runtime.block_on(writer)??;
+
     let claims_dir = work.path().join("claims");
     std::fs::create_dir_all(&claims_dir)?;
     // A claim waits for its group commit, and now and then for a WAL checkpoint: allow 10 s
@@ -186,6 +225,22 @@ fn main() -> anyhow::Result<()> {
         "| `GET /api/v1/inbox`, 32 concurrent clients (p99 {}) | {:.0} requests/s | ≥ 5,000/s |",
         ms(parallel.p99),
         parallel.rate
+    )?;
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let api_write_rate = api_writes.requests as f64 / api_writes.seconds;
+    writeln!(
+        out,
+        "| `GET /api/v1/inbox`, 32 concurrent clients while agents create issues through the API ({api_write_rate:.0} commits/s; p99 {}) | {:.0} requests/s | ≥ 5,000/s |",
+        ms(under_api_writes.p99),
+        under_api_writes.rate
+    )?;
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let outside_rate = outside_writes.count as f64 / outside_writes.seconds;
+    writeln!(
+        out,
+        "| `GET /api/v1/inbox`, 32 concurrent clients while another process commits issues to the database file ({outside_rate:.0} commits/s, each emptying the read cache: the uncached path; p99 {}) | {:.0} requests/s | ≥ 5,000/s |",
+        ms(under_outside_writes.p99),
+        under_outside_writes.rate
     )?;
     writeln!(
         out,
@@ -464,6 +519,7 @@ impl Server {
 struct Scripts {
     inbox: PathBuf,
     checkout: PathBuf,
+    create: PathBuf,
 }
 
 /// Lua for wrk. Each thread starts at its own offset in the list of agent keys; the checkout
@@ -543,7 +599,30 @@ end
             pool = seeded.pool_keys.display()
         ),
     )?;
-    Ok(Scripts { inbox, checkout })
+    let create = dir.join("create.lua");
+    std::fs::write(
+        &create,
+        format!(
+            r#"{common}
+local n = 0
+function request()
+  n = n + 1
+  local body = '{{"title":"Created under load ' .. thread_no .. ' ' .. n .. '"}}'
+  return wrk.format("POST", "/api/v1/issues",
+    {{ ["Authorization"] = "Bearer " .. next_key(), ["Content-Type"] = "application/json" }}, body)
+end
+-- A steady pace: each request waits 10 ms after the previous answer.
+function delay()
+  return 10
+end
+"#
+        ),
+    )?;
+    Ok(Scripts {
+        inbox,
+        checkout,
+        create,
+    })
 }
 
 #[derive(Debug)]
@@ -563,21 +642,44 @@ fn run_wrk(
     base: &str,
     claims: Option<&Path>,
 ) -> anyhow::Result<WrkResult> {
+    let child = start_wrk(wrk, options, script, base, claims)?;
+    finish_wrk(child, claims.is_some())
+}
+
+/// Starts `wrk` in the background.
+fn start_wrk(
+    wrk: &Path,
+    options: &[&str],
+    script: &Path,
+    base: &str,
+    claims: Option<&Path>,
+) -> anyhow::Result<Child> {
     let mut command = Command::new(wrk);
-    command.args(options).arg("-s").arg(script).arg(base);
+    command
+        .args(options)
+        .arg("-s")
+        .arg(script)
+        .arg(base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(dir) = claims {
         command.env("MESA_BENCH_CLAIMS", dir);
     }
-    let output = command.output().context("run wrk")?;
+    command.spawn().context("run wrk")
+}
+
+/// Waits for `wrk` and reads its figures. `conflicts_expected`: 409 answers are part of the
+/// load (the checkout race); anywhere else any non-2xx answer is a failure.
+fn finish_wrk(child: Child, conflicts_expected: bool) -> anyhow::Result<WrkResult> {
+    let output = child.wait_with_output().context("wait for wrk")?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    eprintln!("wrk {}:\n{text}", options.join(" "));
+    eprintln!("wrk:\n{text}");
     ensure!(
         output.status.success(),
         "wrk failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // In the checkout race 409 is an expected answer; everywhere else any non-2xx is a failure.
-    if claims.is_none() && text.contains("Non-2xx or 3xx responses") {
+    if !conflicts_expected && text.contains("Non-2xx or 3xx responses") {
         bail!("the server answered errors under load:\n{text}");
     }
     ensure!(
@@ -618,6 +720,42 @@ fn run_wrk(
         p90: percentile("90%"),
         p99: percentile("99%"),
     })
+}
+
+/// Commits made by [`write_at_pace`].
+struct Written {
+    count: u64,
+    seconds: f64,
+}
+
+/// Creates an issue in the database at `db` every `pace` until `stop`, from this process (as
+/// another `mesa` process or a script on the same file would).
+async fn write_at_pace(
+    db: PathBuf,
+    dir: PathBuf,
+    pace: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Written> {
+    let workspace = WorkingDir::parse(&dir.to_string_lossy())?;
+    let mesa = Mesa::builder()
+        .sqlite(&db)
+        .config(CoreConfig::new(&dir, workspace))
+        .build()
+        .await?;
+    let board = Actor::board("bench");
+    let mut tick = tokio::time::interval(pace);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = Instant::now();
+    let mut count = 0_u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        tick.tick().await;
+        let title = format!("Written beside the server {count}");
+        mesa.create_issue(&board, NewIssue::titled(&title)?).await?;
+        count += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    mesa.close().await;
+    Ok(Written { count, seconds })
 }
 
 /// wrk's durations: `812.00us`, `1.23ms`, `2.01s`, `1.00m`.

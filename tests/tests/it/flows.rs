@@ -48,11 +48,17 @@ fn git(dir: &Path, args: &[&str]) {
 
 impl Flow {
     /// Starts Mesa on a fresh project; `path_extra` is put first on the runners' PATH.
+    pub(crate) async fn start(path_extra: Option<&Path>) -> Flow {
+        // One run at a time: the scripted model answers in order.
+        Flow::start_with(path_extra, 1).await
+    }
+
+    /// [`Flow::start`] with up to `max_runs` runs at once.
     #[expect(
         clippy::disallowed_methods,
         reason = "the runners get the test's PATH, as the binary passes its own"
     )]
-    pub(crate) async fn start(path_extra: Option<&Path>) -> Flow {
+    pub(crate) async fn start_with(path_extra: Option<&Path>, max_runs: u32) -> Flow {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
@@ -95,8 +101,7 @@ impl Flow {
         });
 
         let mut engine = EngineConfig::new(url.clone());
-        // One run at a time: the scripted model answers in order.
-        engine.max_runs = 1;
+        engine.max_runs = max_runs;
         engine.tick = Duration::from_millis(200);
         let mut path = String::new();
         if let Some(extra) = path_extra {
@@ -523,6 +528,15 @@ async fn claude_code_ships_a_sub_issue_through_review_against_the_fake_model() {
     }
     flow.configure("designer", RunnerKind::Noop, &[], &[], None)
         .await;
+    // Run evaluation on: the worker's task run gets a trajectory signature from Claude Code's
+    // real stream-json.
+    flow.mesa
+        .put_settings(
+            &Actor::board("test"),
+            &[("feature_run_evaluation".to_owned(), "true".to_owned())],
+        )
+        .await
+        .unwrap();
     let (_, parent) = flow
         .api(
             "POST",
@@ -536,6 +550,23 @@ async fn claude_code_ships_a_sub_issue_through_review_against_the_fake_model() {
     flow.wait_status(&sub, "done", Duration::from_secs(150))
         .await;
     assert_the_story(&flow, &sub, &key_file).await;
+    let task = flow
+        .runs_of("founding-engineer", &sub)
+        .await
+        .into_iter()
+        .find(|r| r.mode.as_str() == "task" && r.status == RunStatus::Succeeded)
+        .expect("the worker's task run");
+    let (status, evaluation) = flow
+        .api("GET", &format!("/runs/{}/evaluation", task.id), None)
+        .await;
+    assert_eq!(status, 200, "{evaluation}");
+    assert_eq!(evaluation["signature"]["tool_calls"], 1, "{evaluation}");
+    assert_eq!(
+        evaluation["signature"]["tools"],
+        json!(["Bash"]),
+        "{evaluation}"
+    );
+    assert_eq!(evaluation["signature"]["tool_errors"], 0, "{evaluation}");
     // Sonnet 4.5 at $3 / $15 per MTok: 3000 in and 80 out is $0.0102, as Claude Code computed.
     let mut runs = flow.runs_of("ceo", &parent).await;
     runs.extend(flow.runs_of("founding-engineer", &sub).await);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
-use fantoccini::wd::Capabilities;
+use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -299,6 +299,12 @@ impl Browser {
             .connect(&driver.url())
             .await
             .unwrap_or_else(|e| panic!("cannot open a Chromium session: {e}"));
+        // A page load that never ends (say, no free connection to the server) fails the
+        // test after WAIT instead of hanging it.
+        client
+            .update_timeouts(TimeoutConfiguration::new(None, Some(WAIT), None))
+            .await
+            .unwrap_or_else(|e| panic!("cannot set the page-load timeout: {e}"));
         Self {
             client,
             base: server.base.clone(),

@@ -9,6 +9,7 @@ use mesa_domain::{
 };
 use mesa_runner::capture::HeadTail;
 use mesa_runner::env::{RunEnv, compose};
+use mesa_runner::trajectory::{Trajectory, TrajectoryTracker};
 use mesa_runner::worktree::{Access, Workspace};
 use mesa_runner::{Invocation, RunOutcome, RunnerError, RunnerEvent};
 use mesa_scheduler::RunSignal;
@@ -39,10 +40,65 @@ pub(crate) async fn execute(engine: &Engine, started: Started, signal: RunSignal
             outcome: failed(failure),
             workspace: None,
             log: None,
+            backlog: None,
+            trajectory: None,
         },
     };
+    let trajectory = outcome.trajectory.clone();
+    let backlog = outcome
+        .backlog
+        .clone()
+        .filter(|_| outcome.outcome.status == RunStatus::Succeeded);
+    let result_text = outcome.outcome.result_text.clone();
     if let Err(e) = finish(engine, &run, &agent, outcome, &signal).await {
         tracing::error!(run = %id, error = %e, "a finished run could not be recorded");
+    }
+    reflect_from_output(engine, id, result_text.as_deref()).await;
+    if let Some(trajectory) = trajectory {
+        evaluate(engine, &run, &agent, &trajectory).await;
+        engine.mesa.judge_in_background(id, result_text).await;
+    }
+    if let Some(processed) = backlog {
+        move_backlog(engine, &run, &agent, &processed).await;
+    }
+}
+
+/// Stores the run's trajectory signature (SPEC §4.3 run evaluation; `evaluation.rs`).
+async fn evaluate(engine: &Engine, run: &Run, agent: &Agent, trajectory: &Trajectory) {
+    if let Err(e) = engine.mesa.record_evaluation(run, agent, trajectory).await {
+        tracing::warn!(run = %run.id, error = %e, "could not store the run's evaluation");
+    }
+}
+
+/// Whether a run is evaluated: task runs, while the `run_evaluation` flag is on.
+async fn evaluated(engine: &Engine, run: &Run) -> bool {
+    run.mode == RunMode::Task && engine.mesa.settings().await.feature("run_evaluation")
+}
+
+/// After a successful CEO run: its backlog sections go to `backlog.done.md` (`backlog.rs`).
+async fn move_backlog(engine: &Engine, run: &Run, agent: &Agent, processed: &str) {
+    let dir = std::path::Path::new(agent.config.working_dir.as_str());
+    let now = engine.mesa.now();
+    match super::backlog::move_processed(dir, processed, run.id, now).await {
+        Ok(super::backlog::Moved::Moved) => {
+            tracing::info!(run = %run.id, "processed backlog sections moved to backlog.done.md");
+        }
+        Ok(super::backlog::Moved::Gone) => {
+            tracing::warn!(run = %run.id,
+                "the processed backlog sections are no longer in backlog.md; nothing moved");
+        }
+        Err(e) => {
+            tracing::error!(run = %run.id, error = %e,
+                "could not move the processed backlog sections; backlog.md is unchanged");
+        }
+    }
+}
+
+/// Stores the final `REFLECTION:` block of a run's output as its reflection, when the agent
+/// did not post one (SPEC §4.3; `Mesa::reflect_from_output`).
+async fn reflect_from_output(engine: &Engine, run: mesa_domain::RunId, output: Option<&str>) {
+    if let Err(e) = engine.mesa.reflect_from_output(run, output).await {
+        tracing::warn!(run = %run, error = %e, "could not store the reflection of the output");
     }
 }
 
@@ -52,6 +108,10 @@ struct Finished {
     workspace: Option<Workspace>,
     /// The whole head-and-tail log, when the live log stopped storing.
     log: Option<String>,
+    /// The backlog sections the run was handed.
+    backlog: Option<String>,
+    /// The trajectory signature of an evaluated run.
+    trajectory: Option<Trajectory>,
 }
 
 fn failed(reason: String) -> RunOutcome {
@@ -95,7 +155,8 @@ async fn prepare_and_run(
         )
         .await
         .map_err(|e| format!("workspace: {e}"))?;
-    let prompt = super::prompt::build(mesa, agent, run, &workspace)
+    let skills = super::skills::prepare(mesa, agent, run, &workspace).await;
+    let prompt = super::prompt::build(mesa, agent, run, &workspace, skills)
         .await
         .map_err(|e| format!("could not build the prompt: {e}"))?;
     if let Err(e) = mesa
@@ -115,6 +176,7 @@ async fn prepare_and_run(
         tracing::warn!(run = %run.id, error = %e, "could not record the run's workspace");
     }
     let scratch = mesa.config().data_dir.join("runs").join(run.id.to_string());
+    let backlog = prompt.backlog.clone();
     let result = run_in(
         engine, run, agent, prompt, &workspace, &scratch, &key.raw, signal,
     )
@@ -124,11 +186,13 @@ async fn prepare_and_run(
     {
         tracing::warn!(run = %run.id, error = %e, "could not remove the run's scratch directory");
     }
-    let (outcome, log) = result?;
+    let (outcome, log, trajectory) = result?;
     Ok(Finished {
         outcome,
         workspace: Some(workspace),
         log,
+        backlog,
+        trajectory,
     })
 }
 
@@ -142,7 +206,7 @@ async fn run_in(
     scratch: &std::path::Path,
     run_key: &str,
     signal: &RunSignal,
-) -> Result<(RunOutcome, Option<String>), String> {
+) -> Result<(RunOutcome, Option<String>, Option<Trajectory>), String> {
     tokio::fs::create_dir_all(scratch)
         .await
         .map_err(|e| format!("could not create {}: {e}", scratch.display()))?;
@@ -182,24 +246,28 @@ async fn run_in(
     let runner = mesa_runner::runner_for(agent.config.runner, &engine.config.prices);
     let (tx, rx) = mpsc::channel(1024);
     let running = runner.run(inv, tx, signal.cancel.clone());
-    let pump = pump_output(engine, run, rx);
-    let (result, log) = tokio::join!(running, pump);
+    let tracker = evaluated(engine, run).await.then(TrajectoryTracker::new);
+    let pump = pump_output(engine, run, rx, tracker);
+    let (result, (log, trajectory)) = tokio::join!(running, pump);
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e @ RunnerError::Unavailable { .. }) => failed(e.to_string()),
         Err(e) => failed(format!("runner error: {e}")),
     };
-    Ok((outcome, log))
+    Ok((outcome, log, trajectory))
 }
 
 /// Stores and streams a run's output as it comes (batched), and returns the whole
-/// head-and-tail log when the stored log stopped growing at [`LIVE_STORE_LIMIT`].
+/// head-and-tail log when the stored log stopped growing at [`LIVE_STORE_LIMIT`], with the
+/// trajectory signature when `tracker` follows the run.
 async fn pump_output(
     engine: &Engine,
     run: &Run,
     mut rx: mpsc::Receiver<RunnerEvent>,
-) -> Option<String> {
+    mut tracker: Option<TrajectoryTracker>,
+) -> (Option<String>, Option<Trajectory>) {
     let mesa = &engine.mesa;
+    let started = tokio::time::Instant::now();
     let mut all = HeadTail::new(usize::try_from(RUN_LOG_CAP).unwrap_or(usize::MAX));
     let mut pending = String::new();
     let mut stored = 0_usize;
@@ -230,6 +298,9 @@ async fn pump_output(
                 }
             }
             Some(RunnerEvent::Output { line, .. }) => {
+                if let Some(t) = tracker.as_mut() {
+                    t.observe(&line, started.elapsed());
+                }
                 all.push(&line);
                 all.push("\n");
                 pending.push_str(&line);
@@ -243,7 +314,8 @@ async fn pump_output(
         }
     }
     stored += flush(mesa, run, &mut pending, stored).await;
-    (stored >= LIVE_STORE_LIMIT || all.elided() > 0).then(|| all.into_string())
+    let log = (stored >= LIVE_STORE_LIMIT || all.elided() > 0).then(|| all.into_string());
+    (log, tracker.map(|t| t.finish()))
 }
 
 /// Sends `pending` live, storing it too while the stored log is under the limit; returns how
@@ -280,6 +352,8 @@ async fn finish(
         mut outcome,
         workspace,
         log,
+        backlog: _,
+        trajectory: _,
     } = finished;
     let shutdown = signal.shutdown.is_cancelled();
     if outcome.status == RunStatus::Cancelled && shutdown {
@@ -323,22 +397,25 @@ async fn finish(
         }),
     );
     let stored = mesa
-        .finish_run(FinishRunRecord {
-            run_id: run.id,
-            status,
-            exit_code: outcome.exit_code,
-            failure_reason: reason.clone(),
-            stdout: log,
-            diff: changes.as_ref().map(|c| c.diff.clone()),
-            diff_stat: changes.as_ref().map(|c| c.diff_stat.clone()),
-            usage: outcome.usage,
-            cost_usd: outcome.cost_usd,
-            cost_source: outcome.cost_source,
-            num_turns: outcome.num_turns,
-            finished_at: now,
-            cost_event_id: crate::Mesa::new_id(),
-            activity: vec![activity],
-        })
+        .finish_run_with_result(
+            FinishRunRecord {
+                run_id: run.id,
+                status,
+                exit_code: outcome.exit_code,
+                failure_reason: reason.clone(),
+                stdout: log,
+                diff: changes.as_ref().map(|c| c.diff.clone()),
+                diff_stat: changes.as_ref().map(|c| c.diff_stat.clone()),
+                usage: outcome.usage,
+                cost_usd: outcome.cost_usd,
+                cost_source: outcome.cost_source,
+                num_turns: outcome.num_turns,
+                finished_at: now,
+                cost_event_id: crate::Mesa::new_id(),
+                activity: vec![activity],
+            },
+            outcome.result_text.as_deref(),
+        )
         .await?;
     after(engine, &stored, agent, &outcome, shutdown).await
 }

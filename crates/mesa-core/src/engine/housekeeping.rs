@@ -35,8 +35,19 @@ pub(crate) async fn run(engine: &Engine, now: Timestamp) -> crate::Result<()> {
         state.last_housekeeping = Some(now);
     }
     renew_leases(engine, now).await?;
+    expire_approvals(engine).await?;
     heartbeats(engine, now).await?;
     crons(engine, now).await?;
+    Ok(())
+}
+
+/// Approvals past their expiry (SPEC §4.2, default 72 h) become `expired`, which wakes their
+/// requester like any other resolution.
+async fn expire_approvals(engine: &Engine) -> crate::Result<()> {
+    let n = engine.mesa.expire_approvals().await?;
+    if n > 0 {
+        tracing::info!(expired = n, "pending approvals expired");
+    }
     Ok(())
 }
 
@@ -149,9 +160,8 @@ async fn work_for(engine: &Engine, agent: &Agent) -> crate::Result<Option<&'stat
         {
             return Ok(Some("a ready work block"));
         }
-        let backlog = std::path::Path::new(agent.config.working_dir.as_str())
-            .join("artifact-docs")
-            .join("backlog.md");
+        let backlog =
+            super::backlog::backlog_path(std::path::Path::new(agent.config.working_dir.as_str()));
         if tokio::fs::read_to_string(&backlog)
             .await
             .is_ok_and(|t| !t.trim().is_empty())

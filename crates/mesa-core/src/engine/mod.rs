@@ -7,11 +7,13 @@
 //! Nothing here runs until [`Mesa::start_scheduler`] (or [`Mesa::scheduler`] for tests that
 //! step it) is called.
 
+mod backlog;
 mod driver;
 mod execute;
 mod housekeeping;
 mod prompt;
 mod recovery;
+mod skills;
 
 use std::sync::Arc;
 use std::time::Duration;

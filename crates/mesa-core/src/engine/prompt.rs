@@ -1,11 +1,9 @@
 //! Gathering the snapshot a run's prompt is built from (SPEC §7.3) — the building itself is
 //! `mesa_runner::prompt::build`, one pure function.
 //!
-//! Relevance, for now: every active directive; active skills sharing a word with the issue's
-//! title or labels (at most five); the agent's five latest reflections, those on this issue
-//! first. The governance work refines these rules (SPEC §4.3).
-
-use std::collections::HashSet;
+//! Relevance (SPEC §4.3): every active directive; the skills `skills.rs` chose for the run;
+//! the agent's reflections chosen by `Mesa::prompt_reflections` (same issue first, then by
+//! full-text relevance to the issue, then the newest; at most 5 and 2,000 characters).
 
 use mesa_domain::entity::{Agent, Issue, Run, WorkBlock};
 use mesa_domain::entity::{Approval, Approver, Requester};
@@ -27,6 +25,9 @@ pub(crate) struct Built {
     pub(crate) prompt: String,
     /// The system prompt (the archetype), for runners that take one.
     pub(crate) system: Option<String>,
+    /// The backlog sections the run was handed (a CEO run), moved to the done file when the
+    /// run succeeds (`backlog.rs`).
+    pub(crate) backlog: Option<String>,
 }
 
 /// How many issues of a work block or an inbox a prompt lists.
@@ -34,18 +35,21 @@ const LIST_WINDOW: u32 = 30;
 /// How many agents the CEO's roster lists.
 const ROSTER_WINDOW: usize = 100;
 
-/// Builds the prompt of `run` for `agent` in `workspace`.
+/// Builds the prompt of `run` for `agent` in `workspace`, listing `skills` (from
+/// `skills::prepare`).
 pub(crate) async fn build(
     mesa: &Mesa,
     agent: &Agent,
     run: &Run,
     workspace: &Workspace,
+    skills: Vec<SkillRef>,
 ) -> crate::Result<Built> {
-    let input = gather(mesa, agent, run, workspace).await?;
+    let input = gather(mesa, agent, run, workspace, skills).await?;
     let built = mesa_runner::prompt::build(&input);
     Ok(Built {
         prompt: built.prompt,
         system: built.system,
+        backlog: input.org.and_then(|o| o.backlog),
     })
 }
 
@@ -54,6 +58,7 @@ async fn gather(
     agent: &Agent,
     run: &Run,
     workspace: &Workspace,
+    skills: Vec<SkillRef>,
 ) -> crate::Result<PromptInput> {
     let store = &mesa.inner.store;
     let roster = mesa.roster().await?;
@@ -99,8 +104,7 @@ async fn gather(
         .filter(|d| d.active)
         .map(|d| d.text)
         .collect();
-    let skills = relevant_skills(mesa, issue.as_ref().map(|v| &v.issue)).await?;
-    let reflections = reflections(mesa, agent, run).await?;
+    let reflections = reflections(mesa, agent, run, card.as_ref()).await?;
     let approvals = pending_approvals(mesa, agent, &slug_of).await?;
     let org = if agent.is_ceo() && !matches!(run.mode, RunMode::Review | RunMode::Audit) {
         Some(org_context(mesa, agent, approvals.clone()).await?)
@@ -256,48 +260,20 @@ fn block_card(
     }
 }
 
-fn words(text: &str) -> HashSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() > 3)
-        .map(str::to_lowercase)
-        .collect()
-}
-
-async fn relevant_skills(mesa: &Mesa, issue: Option<&Issue>) -> crate::Result<Vec<SkillRef>> {
-    let Some(issue) = issue else {
-        return Ok(Vec::new());
-    };
-    let wanted = words(issue.title.as_str());
-    let skills = mesa.inner.store.list_skills(None).await?;
-    Ok(skills
+/// The agent's reflections for this run, matched on the issue's title, labels and description.
+async fn reflections(
+    mesa: &Mesa,
+    agent: &Agent,
+    run: &Run,
+    card: Option<&IssueCard>,
+) -> crate::Result<Vec<ReflectionNote>> {
+    let relevance =
+        card.map(|c| crate::learning::relevance_text(&c.title, &c.labels, &c.description));
+    let picked = mesa
+        .prompt_reflections(agent.id, run.issue_key.as_ref(), relevance.as_deref())
+        .await?;
+    Ok(picked
         .into_iter()
-        .filter(|s| s.active)
-        .filter(|s| {
-            let mut have = words(s.title.as_str());
-            have.extend(s.tags.iter().map(|t| t.to_lowercase()));
-            !have.is_disjoint(&wanted)
-        })
-        .take(5)
-        .map(|s| SkillRef {
-            path: Some(format!(".claude/skills/{}/SKILL.md", s.slug)),
-            slug: s.slug.to_string(),
-            title: s.title.to_string(),
-        })
-        .collect())
-}
-
-async fn reflections(mesa: &Mesa, agent: &Agent, run: &Run) -> crate::Result<Vec<ReflectionNote>> {
-    let mut all = mesa.inner.store.reflections(agent.id, 20).await?;
-    // This issue's first, then the newest.
-    all.sort_by_key(|r| {
-        (
-            r.issue_key != run.issue_key,
-            std::cmp::Reverse(r.created_at),
-        )
-    });
-    Ok(all
-        .into_iter()
-        .take(5)
         .map(|r| ReflectionNote {
             issue_key: r.issue_key,
             outcome: r.outcome,
@@ -415,13 +391,12 @@ async fn org_context(
             reason: reason.to_owned(),
         }));
     }
-    let backlog = std::path::Path::new(ceo.config.working_dir.as_str())
-        .join("artifact-docs")
-        .join("backlog.md");
+    let backlog =
+        super::backlog::backlog_path(std::path::Path::new(ceo.config.working_dir.as_str()));
     let backlog = tokio::fs::read_to_string(&backlog)
         .await
         .ok()
-        .filter(|t| !t.trim().is_empty());
+        .and_then(|t| super::backlog::take(&t, super::backlog::CAP).map(str::to_owned));
     Ok(OrgContext {
         roster: entries,
         needs_decision,
@@ -521,7 +496,9 @@ async fn heartbeat_context(
     })
 }
 
-/// A cron run's task (the agent's cron that fired last) or an audit's focus.
+/// A cron run's task (the agent's cron that fired last) or an audit's focus, with the audit's
+/// figures when the run audits (an audit run, or an auditor's cron run): starting the audit
+/// computes them and stores them on it (SPEC §4.3).
 async fn job_context(mesa: &Mesa, agent: &Agent, run: &Run) -> crate::Result<Option<JobContext>> {
     let store = &mesa.inner.store;
     match run.mode {
@@ -532,22 +509,21 @@ async fn job_context(mesa: &Mesa, agent: &Agent, run: &Run) -> crate::Result<Opt
                 .into_iter()
                 .filter(|c| c.agent_id == agent.id)
                 .max_by_key(|c| c.last_run_at.unwrap_or(Timestamp::EPOCH));
-            Ok(cron.map(|c| JobContext {
-                instructions: c.task,
-                figures: String::new(),
+            let Some(cron) = cron else {
+                return Ok(None);
+            };
+            let audit = mesa.begin_audit(agent, run, Some(&cron.task)).await?;
+            Ok(Some(JobContext {
+                instructions: cron.task,
+                figures: audit.and_then(|a| a.figures).unwrap_or_default(),
             }))
         }
         RunMode::Audit => {
-            let audit = store
-                .list_audits()
-                .await?
-                .into_iter()
-                .find(|a| a.run_id == Some(run.id));
+            let audit = mesa.begin_audit(agent, run, None).await?;
+            let (focus, figures) = audit.map_or((None, None), |a| (a.focus, a.figures));
             Ok(Some(JobContext {
-                instructions: audit.and_then(|a| a.focus).unwrap_or_else(|| {
-                    "Audit the organization's recent work and propose improvements.".to_owned()
-                }),
-                figures: String::new(),
+                instructions: focus.unwrap_or_else(|| crate::audit::DEFAULT_FOCUS.to_owned()),
+                figures: figures.unwrap_or_default(),
             }))
         }
         _ => Ok(None),

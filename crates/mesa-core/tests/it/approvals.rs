@@ -310,3 +310,140 @@ async fn a_patch_against_an_old_version_is_superseded_and_its_approval_cancelled
         "only the board's edit applied"
     );
 }
+
+#[tokio::test]
+async fn asking_twice_for_an_activation_gives_one_approval_and_approving_it_settles_all() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let b = t
+        .mesa
+        .create_work_block(&ceo, block("Onboarding"))
+        .await
+        .unwrap();
+    let first = t
+        .mesa
+        .work_block_command(&ceo, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap()
+        .approval
+        .expect("an activation approval");
+    let again = t
+        .mesa
+        .work_block_command(&ceo, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap()
+        .approval
+        .expect("the pending approval");
+    assert_eq!(again.id, first.id, "a second request joins the pending one");
+    let resolved = t
+        .mesa
+        .resolve_approval(&t.board, first.id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ApprovalStatus::Approved);
+    assert_eq!(
+        t.mesa.work_block(b.id).await.unwrap().status,
+        WorkBlockStatus::Active
+    );
+    let pending = t
+        .mesa
+        .approvals(
+            Some(ApprovalStatus::Pending),
+            &mesa_core::store::PageRequest::all(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(pending.is_empty(), "{pending:#?}");
+
+    // Requests racing each other may each find nothing pending and ask; approving any one
+    // activates the block and withdraws the others.
+    t.mesa
+        .work_block_command(&t.board, b.id, BlockCommand::Cancel, None)
+        .await
+        .unwrap();
+    let c = t
+        .mesa
+        .create_work_block(&ceo, block("Billing"))
+        .await
+        .unwrap();
+    let asks = (0..8).map(|_| {
+        let (mesa, ceo) = (t.mesa.clone(), ceo.clone());
+        tokio::spawn(async move {
+            mesa.work_block_command(&ceo, c.id, BlockCommand::Activate, None)
+                .await
+                .unwrap()
+                .approval
+                .unwrap()
+        })
+    });
+    let mut asked = Vec::new();
+    for ask in asks {
+        asked.push(ask.await.unwrap());
+    }
+    t.mesa
+        .resolve_approval(&t.board, asked[7].id, ApprovalDecision::Approve, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.mesa.work_block(c.id).await.unwrap().status,
+        WorkBlockStatus::Active
+    );
+    let pending = t
+        .mesa
+        .approvals(
+            Some(ApprovalStatus::Pending),
+            &mesa_core::store::PageRequest::all(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(pending.is_empty(), "{pending:#?}");
+}
+
+#[tokio::test]
+async fn approving_a_move_the_block_already_made_records_the_decision_and_changes_nothing() {
+    let t = TestMesa::new().await;
+    let ceo = t.actor("ceo").await;
+    let b = t
+        .mesa
+        .create_work_block(&ceo, block("Onboarding"))
+        .await
+        .unwrap();
+    let asked = t
+        .mesa
+        .work_block_command(&ceo, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap()
+        .approval
+        .unwrap();
+    // The board activates the block itself, and approves the request afterwards.
+    let active = t
+        .mesa
+        .work_block_command(&t.board, b.id, BlockCommand::Activate, None)
+        .await
+        .unwrap()
+        .block;
+    assert_eq!(active.status, WorkBlockStatus::Active);
+    let pending = t.mesa.approval(asked.id).await.unwrap();
+    if pending.status == ApprovalStatus::Pending {
+        let resolved = t
+            .mesa
+            .resolve_approval(&t.board, asked.id, ApprovalDecision::Approve, None)
+            .await
+            .unwrap();
+        assert_eq!(resolved.status, ApprovalStatus::Approved);
+    } else {
+        assert_eq!(
+            pending.status,
+            ApprovalStatus::Cancelled,
+            "withdrawn by the move"
+        );
+    }
+    let after = t.mesa.work_block(b.id).await.unwrap();
+    assert_eq!(after.status, WorkBlockStatus::Active);
+    assert_eq!(
+        after.version, active.version,
+        "the block was not written again"
+    );
+}

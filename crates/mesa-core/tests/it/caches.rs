@@ -235,3 +235,196 @@ async fn the_inbox_is_fresh_after_a_write_through_any_path() {
         .await;
     assert!(nobody.unwrap().is_empty(), "the board's inbox is its own");
 }
+
+fn actor_of(agent: &mesa_core::domain::entity::Agent) -> Actor {
+    Actor::Agent {
+        id: agent.id,
+        slug: agent.slug.clone(),
+    }
+}
+
+/// An issue assigned to nobody, which any agent may check out.
+async fn unassigned(m: &Mesa, title: &str) -> mesa_core::domain::IssueKey {
+    let key = m
+        .create_issue(&board(), NewIssue::titled(title).unwrap())
+        .await
+        .unwrap()
+        .issue
+        .key;
+    let patch = IssuePatch {
+        assignee: Some(None),
+        ..IssuePatch::default()
+    };
+    m.update_issue(&board(), &key, patch).await.unwrap();
+    key
+}
+
+/// Checkouts and issue creations record what they changed, so another agent's cached inbox
+/// and every cached key survive them; what they do change is fresh at once, and any other
+/// write (another process's included) still empties the cache.
+#[tokio::test]
+async fn unrelated_writes_keep_other_inboxes_and_what_changed_is_fresh() {
+    let p = Pair::new().await;
+    let agents = p.server.agents().await.unwrap();
+    let ceo = agents.iter().find(|a| a.slug.as_str() == "ceo").unwrap();
+    let other = agents.iter().find(|a| a.id != ceo.id).unwrap();
+    let (me, them) = (actor_of(ceo), actor_of(other));
+    let mut mine = NewIssue::titled("Mine").unwrap();
+    mine.assignee = Some("ceo".to_owned());
+    p.server.create_issue(&board(), mine).await.unwrap();
+    let pool = unassigned(&p.server, "Up for grabs").await;
+    let key = p
+        .server
+        .create_agent_key(&board(), "ceo", None, None)
+        .await
+        .unwrap();
+    p.server.authenticate(Some(&key.raw)).await.unwrap();
+
+    let a = inbox(&p.server, &me).await;
+    let b = inbox(&p.server, &them).await;
+
+    // The other agent claims an issue: its inbox changes, mine is kept as it was.
+    p.server
+        .checkout_issue(&them, &pool, None, None)
+        .await
+        .unwrap();
+    let b2 = inbox(&p.server, &them).await;
+    assert_ne!(b2, b);
+    assert_eq!(
+        *b2,
+        fresh(&p.server, &them).await,
+        "the claimer's inbox is fresh"
+    );
+    assert!(String::from_utf8_lossy(&b2).contains("Up for grabs"));
+    let a2 = inbox(&p.server, &me).await;
+    assert!(
+        Arc::ptr_eq(&a, &a2),
+        "another agent's checkout keeps my inbox"
+    );
+    assert_eq!(*a2, fresh(&p.server, &me).await);
+
+    // An issue created for the other agent: the same.
+    let mut theirs = NewIssue::titled("Theirs").unwrap();
+    theirs.assignee = Some(other.slug.to_string());
+    p.server.create_issue(&board(), theirs).await.unwrap();
+    let b3 = inbox(&p.server, &them).await;
+    assert!(String::from_utf8_lossy(&b3).contains("Theirs"));
+    assert_eq!(*b3, fresh(&p.server, &them).await);
+    let a3 = inbox(&p.server, &me).await;
+    assert!(
+        Arc::ptr_eq(&a, &a3),
+        "an issue created for another agent keeps my inbox"
+    );
+
+    // An issue created for me shows at once.
+    let mut new_mine = NewIssue::titled("Mine too").unwrap();
+    new_mine.assignee = Some("ceo".to_owned());
+    p.server.create_issue(&board(), new_mine).await.unwrap();
+    let a4 = inbox(&p.server, &me).await;
+    assert!(String::from_utf8_lossy(&a4).contains("Mine too"));
+    assert_eq!(*a4, fresh(&p.server, &me).await);
+
+    // My own checkout moves the issue in my inbox at once.
+    let grab = unassigned(&p.server, "Mine to grab").await;
+    let a5 = inbox(&p.server, &me).await;
+    p.server
+        .checkout_issue(&me, &grab, None, None)
+        .await
+        .unwrap();
+    let a6 = inbox(&p.server, &me).await;
+    assert_ne!(a6, a5);
+    assert_eq!(*a6, fresh(&p.server, &me).await, "after my own checkout");
+
+    // Another process writes: nothing can be vouched for, everything is read again.
+    p.cli
+        .update_issue(
+            &board(),
+            &grab,
+            IssuePatch {
+                title: Some(Title::parse("Renamed elsewhere").unwrap()),
+                ..IssuePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let a7 = inbox(&p.server, &me).await;
+    assert!(String::from_utf8_lossy(&a7).contains("Renamed elsewhere"));
+    assert_eq!(*a7, fresh(&p.server, &me).await);
+
+    // The key was cached through all of this; its revocation by either process after more
+    // narrow writes is still refused by the very next request.
+    for revoker in [&p.server, &p.cli] {
+        let key = p
+            .server
+            .create_agent_key(&board(), "ceo", None, None)
+            .await
+            .unwrap();
+        p.server.authenticate(Some(&key.raw)).await.unwrap();
+        let next = unassigned(&p.server, &format!("Another {}", key.key.id)).await;
+        p.server.authenticate(Some(&key.raw)).await.unwrap();
+        p.server
+            .checkout_issue(&them, &next, None, None)
+            .await
+            .unwrap();
+        p.server.authenticate(Some(&key.raw)).await.unwrap();
+        revoker.revoke_key(&board(), key.key.id).await.unwrap();
+        assert_eq!(
+            p.server.authenticate(Some(&key.raw)).await,
+            Err(AuthFailure::Invalid),
+            "refused by the very next request"
+        );
+    }
+    p.server.authenticate(Some(&key.raw)).await.unwrap();
+}
+
+/// What the scheduler's writes change in an inbox: the issue's runs and version.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the shape `Mesa::inbox_rendered` calls"
+)]
+fn render_runs(list: IssueList) -> Vec<u8> {
+    let items: Vec<String> = list
+        .items
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} runs {} v{}",
+                v.issue.key, v.issue.status, v.issue.run_count, v.issue.version.0
+            )
+        })
+        .collect();
+    items.join("\n").into_bytes()
+}
+
+/// The scheduler's writes (a run started counts on its issue) record nothing about what they
+/// changed: the inbox cached before them is read afresh after them.
+#[tokio::test]
+async fn the_inbox_is_fresh_after_the_scheduler_starts_a_run() {
+    let t = crate::support::TestMesa::new().await;
+    let agent = crate::engine::command_agent(&t, "founding-engineer", "echo done", 1).await;
+    let mut new = NewIssue::titled("Scheduled work").unwrap();
+    new.assignee = Some("founding-engineer".into());
+    t.mesa.create_issue(&t.board, new).await.unwrap();
+    let actor = actor_of(&agent);
+    let page = PageRequest::first();
+    let before = t
+        .mesa
+        .inbox_rendered(&actor, &page, render_runs)
+        .await
+        .unwrap();
+    let mut s = t.mesa.scheduler(crate::engine::engine_config());
+    let report = s.step().await.unwrap();
+    assert_eq!(report.started.len(), 1, "{report:?}");
+    s.settle().await;
+    let after = t
+        .mesa
+        .inbox_rendered(&actor, &page, render_runs)
+        .await
+        .unwrap();
+    assert_ne!(after, before, "the run counts on the issue");
+    assert_eq!(
+        *after,
+        render_runs(t.mesa.inbox(&actor, &page).await.unwrap()),
+        "after the scheduler's writes"
+    );
+}

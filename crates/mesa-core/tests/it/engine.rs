@@ -15,7 +15,7 @@ use crate::support::TestMesa;
     clippy::disallowed_methods,
     reason = "the runners get the test's PATH, as the binary passes its own"
 )]
-fn engine_config() -> EngineConfig {
+pub(crate) fn engine_config() -> EngineConfig {
     let mut c = EngineConfig::new("http://127.0.0.1:9");
     c.max_runs = 16;
     c.server_env = vec![
@@ -33,7 +33,12 @@ fn engine_config() -> EngineConfig {
 }
 
 /// Makes `slug` a `command` agent running `sh -c script`, with `max_concurrent_runs`.
-async fn command_agent(t: &TestMesa, slug: &str, script: &str, max_concurrent: u32) -> Agent {
+pub(crate) async fn command_agent(
+    t: &TestMesa,
+    slug: &str,
+    script: &str,
+    max_concurrent: u32,
+) -> Agent {
     let current = t.agent(slug).await;
     let config = AgentConfig {
         runner: RunnerKind::Command,
@@ -74,7 +79,7 @@ async fn runs_of(t: &TestMesa, key: &IssueKey) -> Vec<Run> {
 }
 
 /// Steps until nothing more starts, waiting for every started run each time.
-async fn drain(s: &mut Scheduler<Engine>) -> usize {
+pub(crate) async fn drain(s: &mut Scheduler<Engine>) -> usize {
     let mut started = 0;
     loop {
         let report = s.step().await.unwrap();
@@ -436,4 +441,239 @@ async fn a_provider_quota_pauses_the_agent_until_its_reset_and_requeues_without_
     t.clock.advance(Duration::from_secs(120));
     assert_eq!(s.step().await.unwrap().started.len(), 1);
     s.settle().await;
+}
+
+#[tokio::test]
+async fn a_ceo_run_moves_the_backlog_sections_it_was_handed_only_when_it_succeeds() {
+    let t = TestMesa::new().await;
+    let ceo = t.agent("ceo").await;
+    let docs = std::path::Path::new(ceo.config.working_dir.as_str()).join("artifact-docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let backlog = "## Export invoices\nAs CSV, monthly.\n\n## Status page\nPublic uptime.\n";
+    std::fs::write(docs.join("backlog.md"), backlog).unwrap();
+
+    // A failed run leaves the backlog as it was.
+    command_agent(&t, "ceo", "echo 'thinking'; exit 3", 1).await;
+    let mut s = t.mesa.scheduler(engine_config());
+    t.mesa.wake_agent(&t.board, "ceo", None).await.unwrap();
+    assert_eq!(drain(&mut s).await, 1);
+    let failed = runs(&t, RunFilter::default()).await;
+    assert_eq!(failed[0].status, RunStatus::Failed, "{failed:?}");
+    let shown = t
+        .mesa
+        .run_log(&Actor::System, failed[0].id)
+        .await
+        .unwrap()
+        .prompt
+        .unwrap_or_default();
+    assert!(
+        shown.contains("Export invoices") && shown.contains("Status page"),
+        "the CEO's prompt quotes the backlog: {shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(docs.join("backlog.md")).unwrap(),
+        backlog
+    );
+    assert!(!docs.join("backlog.done.md").exists());
+
+    // The board adds a section while the next run works; the run succeeds: what it was handed
+    // moves to the done file, the new section stays for the next run.
+    let script = format!(
+        "printf '\\n## Magic links\\nNo passwords.\\n' >> {}; echo planned",
+        docs.join("backlog.md").display()
+    );
+    command_agent(&t, "ceo", &script, 1).await;
+    t.mesa.wake_agent(&t.board, "ceo", None).await.unwrap();
+    assert_eq!(drain(&mut s).await, 1);
+    let newest = &runs(&t, RunFilter::default()).await[0];
+    assert_eq!(newest.status, RunStatus::Succeeded, "{newest:?}");
+    let rest = std::fs::read_to_string(docs.join("backlog.md")).unwrap();
+    assert_eq!(rest, "\n## Magic links\nNo passwords.\n");
+    let done = std::fs::read_to_string(docs.join("backlog.done.md")).unwrap();
+    assert!(
+        done.starts_with(&format!("<!-- processed by run {} at ", newest.id)),
+        "{done}"
+    );
+    assert!(done.contains(backlog), "{done}");
+}
+
+#[tokio::test]
+async fn with_run_evaluation_on_a_task_run_gets_its_trajectory_signature() {
+    let t = TestMesa::new().await;
+    let script = r#"echo '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"1","name":"Read","input":{"file_path":"a.rs"}}]}}'
+echo '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"2","name":"Bash","input":{"command":"cargo test"}}]}}'
+echo '{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"2","content":"1 failed","is_error":true}]}}'
+echo '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"3","name":"Edit","input":{"file_path":"a.rs"}}]}}'"#;
+    command_agent(&t, "founding-engineer", script, 1).await;
+    let mut s = t.mesa.scheduler(engine_config());
+
+    // Off (the default): nothing is evaluated.
+    let first = issue_for(&t, "Add login", "founding-engineer").await;
+    assert_eq!(drain(&mut s).await, 1);
+    let run = &runs_of(&t, &first).await[0];
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(t.mesa.run_evaluation(run.id).await.unwrap(), None);
+
+    t.mesa
+        .put_settings(
+            &t.board,
+            &[("feature_run_evaluation".to_owned(), "true".to_owned())],
+        )
+        .await
+        .unwrap();
+    let second = issue_for(&t, "Add logout", "founding-engineer").await;
+    assert_eq!(drain(&mut s).await, 1);
+    let run = &runs_of(&t, &second).await[0];
+    let evaluation = t
+        .mesa
+        .run_evaluation(run.id)
+        .await
+        .unwrap()
+        .expect("an evaluated task run");
+    assert_eq!(evaluation.archetype.as_str(), "fullstack");
+    let sig = &evaluation.signature;
+    assert_eq!(sig["tool_calls"], 3, "{sig}");
+    assert_eq!(sig["tools"], serde_json::json!(["Bash", "Edit", "Read"]));
+    assert_eq!(sig["reads_before_first_write"], 1);
+    assert_eq!(sig["tool_errors"], 1);
+    assert!(sig["time_to_first_edit_ms"].is_u64(), "{sig}");
+
+    let rollup = t.mesa.observability(14).await.unwrap();
+    assert_eq!(rollup.len(), 1, "{rollup:#?}");
+    assert_eq!((rollup[0].runs, rollup[0].succeeded), (1, 1));
+    assert_eq!(rollup[0].tool_errors, 1);
+    assert!(t.mesa.observability(0).await.is_err());
+}
+
+/// Waits until the run's evaluation has a rubric (the judge answers in the background).
+async fn rubric_of(t: &TestMesa, run: mesa_core::domain::RunId) -> serde_json::Value {
+    for _ in 0..200 {
+        if let Some(rubric) = t
+            .mesa
+            .run_evaluation(run)
+            .await
+            .unwrap()
+            .and_then(|e| e.rubric)
+        {
+            return rubric;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no rubric for run {run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_judge_grades_evaluated_runs_and_a_bad_answer_is_recorded_as_such() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let t = TestMesa::new().await;
+    let judge = mesa_testkit::FakeModelServer::start([
+        mesa_testkit::Turn::text(
+            "```json\n{\"fidelity\": 0.9, \"scope_drift\": \"low\", \"missed_criteria\": [], \
+             \"unrequested_changes\": [\"renamed a module\"], \"confidence\": 0.7}\n```",
+        )
+        .when(mesa_testkit::Matcher::body_contains("Add login")),
+        mesa_testkit::Turn::text("Looks fine to me."),
+    ])
+    .await
+    .unwrap();
+    command_agent(
+        &t,
+        "founding-engineer",
+        r#"echo '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"1","name":"Edit","input":{}}]}}'"#,
+        1,
+    )
+    .await;
+    t.mesa
+        .put_settings(
+            &t.board,
+            &[
+                ("feature_run_evaluation".to_owned(), "true".to_owned()),
+                ("judge_base_url".to_owned(), judge.openai_base_url()),
+                ("judge_model".to_owned(), "judge-1".to_owned()),
+                ("judge_api_key".to_owned(), "sk-judge".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    let bad_url = t
+        .mesa
+        .put_settings(
+            &t.board,
+            &[("judge_base_url".to_owned(), "ftp://x".to_owned())],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_url.field(), Some("judge_base_url"));
+    let mut s = t.mesa.scheduler(engine_config());
+
+    let key = issue_for(&t, "Add login", "founding-engineer").await;
+    assert_eq!(drain(&mut s).await, 1);
+    let run = runs_of(&t, &key).await[0].id;
+    let rubric = rubric_of(&t, run).await;
+    assert_eq!(rubric["fidelity"], 0.9, "{rubric}");
+    assert_eq!(rubric["scope_drift"], "low");
+    assert_eq!(
+        rubric["unrequested_changes"],
+        serde_json::json!(["renamed a module"])
+    );
+    let asked = &judge.model_requests()[0];
+    assert!(
+        asked.body_contains("\"tool_calls\":1"),
+        "the judge sees the signature"
+    );
+    assert_eq!(asked.model(), Some("judge-1"));
+    assert_eq!(asked.header("authorization"), Some("Bearer sk-judge"));
+
+    // An answer that is no rubric is kept as the judge's error, and grades nothing.
+    let key = issue_for(&t, "Add logout", "founding-engineer").await;
+    assert_eq!(drain(&mut s).await, 1);
+    let run = runs_of(&t, &key).await[0].id;
+    let rubric = rubric_of(&t, run).await;
+    assert!(
+        rubric["error"].as_str().unwrap().contains("no JSON object"),
+        "{rubric}"
+    );
+    let rollup = t.mesa.observability(14).await.unwrap();
+    assert_eq!(rollup[0].avg_fidelity, Some(0.9), "{rollup:#?}");
+}
+
+#[tokio::test]
+async fn the_scheduler_expires_pending_approvals_on_time_and_wakes_the_requester() {
+    let t = TestMesa::new().await;
+    command_agent(&t, "ceo", "echo noted", 1).await;
+    let ceo = t.actor("ceo").await;
+    let asked = t
+        .mesa
+        .request_approval(
+            &ceo,
+            mesa_core::NewApproval {
+                kind: mesa_core::domain::ApprovalKind::Other,
+                title: mesa_core::domain::Title::parse("Use a new vendor").unwrap(),
+                body: mesa_core::domain::Markdown::parse("").unwrap(),
+                subject: None,
+                payload: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = t.mesa.scheduler(engine_config());
+    t.clock.advance(Duration::from_secs(71 * 3600));
+    assert_eq!(drain(&mut s).await, 0);
+    assert_eq!(
+        t.mesa.approval(asked.id).await.unwrap().status,
+        mesa_core::domain::ApprovalStatus::Pending
+    );
+    t.clock.advance(Duration::from_secs(3600 + 1));
+    let woke = drain(&mut s).await;
+    let expired = t.mesa.approval(asked.id).await.unwrap();
+    assert_eq!(expired.status, mesa_core::domain::ApprovalStatus::Expired);
+    assert_eq!(expired.decided_by.as_deref(), Some("system"));
+    assert_eq!(woke, 1, "the CEO is told its request lapsed");
+    let runs = runs(&t, RunFilter::default()).await;
+    assert!(
+        runs[0]
+            .triggers
+            .contains(&mesa_core::domain::RunTrigger::ApprovalResolved),
+        "{runs:#?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Tests of the embedding API against real SQLite files: one binary, a module per aggregate.
 
 mod approvals;
+mod audits;
 mod caches;
 mod engine;
 mod issues;

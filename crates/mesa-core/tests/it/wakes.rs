@@ -476,3 +476,47 @@ async fn the_runaway_guard_blocks_instead_of_waking_and_the_board_overrides_it()
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].triggers, vec![RunTrigger::Unblocked]);
 }
+
+#[tokio::test]
+async fn the_last_sub_issue_to_finish_wakes_the_parents_assignee_once() {
+    let t = TestMesa::new().await;
+    let ceo = t.agent("ceo").await;
+    let parent = issue_for(&t, "Launch the beta", "ceo").await;
+    let mut children = Vec::new();
+    for title in ["Build the beta", "Design the beta"] {
+        let mut new = NewIssue::titled(title).unwrap();
+        new.assignee = Some("founding-engineer".into());
+        new.parent_key = Some(parent.clone());
+        children.push(t.mesa.create_issue(&t.board, new).await.unwrap().issue.key);
+    }
+    let woken_for_children = |runs: &[Run]| {
+        runs.iter()
+            .filter(|r| r.agent_id == ceo.id && r.triggers.contains(&RunTrigger::SubIssuesFinished))
+            .count()
+    };
+    let cancel = IssueCommand::Cancel {
+        reason: Some("not needed".into()),
+        force: false,
+    };
+    t.mesa
+        .issue_command(&t.board, &children[0], cancel.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        woken_for_children(&runs_of(&t, &parent).await),
+        0,
+        "a sub-issue is still open"
+    );
+    t.mesa
+        .issue_command(&t.board, &children[1], cancel, None)
+        .await
+        .unwrap();
+    let runs = runs_of(&t, &parent).await;
+    assert_eq!(woken_for_children(&runs), 1, "{runs:#?}");
+    let run = runs
+        .iter()
+        .find(|r| r.triggers.contains(&RunTrigger::SubIssuesFinished))
+        .unwrap();
+    assert_eq!(run.mode, RunMode::Task, "a task run on the parent");
+    assert_eq!(run.issue_key.as_ref(), Some(&parent));
+}

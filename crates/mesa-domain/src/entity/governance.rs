@@ -107,6 +107,10 @@ pub struct Audit {
     pub status: AuditStatus,
     /// Markdown summary.
     pub findings: Option<String>,
+    /// The figures Mesa computed for the auditor's prompt (Markdown), once the run started.
+    pub figures: Option<String>,
+    /// How many days back the figures look (default 14).
+    pub window_days: u32,
     /// Patches it proposed.
     pub patches_proposed: i64,
     /// Issues it created.

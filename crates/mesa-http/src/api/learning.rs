@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mesa_core::domain::entity::{MemoryItem, Reflection, Skill};
 use mesa_core::domain::{Body, ReflectionOutcome, Slug, Title, ValidationError};
-use mesa_core::{Mesa, NewSkill};
+use mesa_core::{Mesa, SkillPromotion};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -207,17 +207,45 @@ async fn list_skills(
 pub(crate) struct SkillBody {
     /// `[a-z0-9-]{1,64}`, unique.
     slug: String,
-    /// Title.
-    title: String,
-    /// Markdown.
-    body: String,
+    /// Title; with a reflection or wiki source, defaults to the source's.
+    title: Option<String>,
+    /// Markdown; with a reflection or wiki source, defaults to the source's.
+    body: Option<String>,
     /// Tags.
     tags: Vec<String>,
     /// `reflection:<id>`, `wiki:<slug>`, `board` or `agent`.
     source: Option<String>,
+    /// Promote this reflection (the same as `source: "reflection:<id>"`).
+    from_reflection: Option<String>,
+    /// Promote this wiki page (the same as `source: "wiki:<slug>"`).
+    from_wiki: Option<String>,
 }
 
-/// Promote a skill (the board, the CEO or an auditor; others 403). A taken slug is 409.
+impl SkillBody {
+    /// The source, from `source` or one of the `from_*` shorthands (only one may be given).
+    fn source(&self) -> Result<Option<String>, ApiError> {
+        let given = [
+            self.source.clone(),
+            self.from_reflection
+                .as_ref()
+                .map(|id| format!("reflection:{id}")),
+            self.from_wiki.as_ref().map(|slug| format!("wiki:{slug}")),
+        ];
+        let mut given = given.into_iter().flatten();
+        let first = given.next();
+        if given.next().is_some() {
+            return Err(ApiError::invalid(
+                "source",
+                "give one of source, from_reflection and from_wiki",
+            ));
+        }
+        Ok(first)
+    }
+}
+
+/// Promote a skill (the board, the CEO or an auditor; others 403): from a reflection
+/// (`from_reflection`) or a wiki page (`from_wiki`), whose title and body are used unless given,
+/// or from a title and body. A taken slug is 409; an unknown source is 422.
 #[utoipa::path(post, path = "/skills", tag = "learning", request_body = SkillBody,
     responses((status = 201, body = SkillDto), (status = 401), (status = 403), (status = 409), (status = 422)))]
 async fn create_skill(
@@ -225,14 +253,24 @@ async fn create_skill(
     Auth(p): Auth,
     Json(b): Json<SkillBody>,
 ) -> Result<Response, ApiError> {
-    let new = NewSkill {
+    let promotion = SkillPromotion {
         slug: Slug::parse(&b.slug).map_err(invalid)?,
-        title: Title::parse(&b.title).map_err(invalid)?,
-        body: Body::parse(&b.body).map_err(invalid)?,
+        title: b
+            .title
+            .as_deref()
+            .map(Title::parse)
+            .transpose()
+            .map_err(invalid)?,
+        body: b
+            .body
+            .as_deref()
+            .map(Body::parse)
+            .transpose()
+            .map_err(invalid)?,
+        source: b.source()?,
         tags: b.tags,
-        source: b.source,
     };
-    let skill = mesa.create_skill(&p.actor, new).await?;
+    let skill = mesa.promote_skill(&p.actor, promotion).await?;
     Ok((StatusCode::CREATED, axum::Json(SkillDto::from(&skill))).into_response())
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod archetypes;
 pub(crate) mod blocks;
 pub mod dto;
 pub mod error;
+pub(crate) mod evaluation;
 pub mod events;
 pub mod extract;
 pub(crate) mod inbox;
@@ -73,6 +74,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .nest("/api/v1", learning::routes())
         // `/audits`: GET in ops, POST in runs (one path, so merged).
         .nest("/api/v1", ops::routes().merge(runs::routes()))
+        .nest("/api/v1", evaluation::routes())
         .nest("/api/v1", events::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -739,8 +739,12 @@ pub(crate) struct AuditDto {
     pub(crate) focus: Option<String>,
     /// queued, running, finished, failed.
     pub(crate) status: String,
-    /// Markdown summary.
+    /// Markdown summary: the auditor's final message and what its run proposed.
     pub(crate) findings: Option<String>,
+    /// The figures Mesa computed for the auditor's prompt (Markdown), once its run started.
+    pub(crate) figures: Option<String>,
+    /// How many days back the figures look.
+    pub(crate) window_days: u32,
     /// Patches proposed.
     pub(crate) patches_proposed: i64,
     /// Issues created.
@@ -759,6 +763,8 @@ impl From<&Audit> for AuditDto {
             focus: a.focus.clone(),
             status: a.status.as_str().to_owned(),
             findings: a.findings.clone(),
+            figures: a.figures.clone(),
+            window_days: a.window_days,
             patches_proposed: a.patches_proposed,
             issues_created: a.issues_created,
             created_at: time(a.created_at),

@@ -170,6 +170,8 @@ pub const RIGHTS: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/runs", AnyPrincipal),
     (Method::GET, "/api/v1/runs/{id}", AnyPrincipal),
     (Method::GET, "/api/v1/runs/{id}/log", OwnStrict),
+    (Method::GET, "/api/v1/runs/{id}/evaluation", AnyPrincipal),
+    (Method::GET, "/api/v1/observability", AnyPrincipal),
     (Method::POST, "/api/v1/runs/{id}/cancel", BoardOnly),
     (Method::GET, "/api/v1/settings", BoardOnly),
     (Method::PATCH, "/api/v1/settings", BoardOnly),

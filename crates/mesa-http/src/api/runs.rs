@@ -277,6 +277,8 @@ async fn cancel(
 pub(crate) struct AuditBody {
     /// What the auditor should look at (at most 2,000 characters).
     focus: Option<String>,
+    /// How many days back the audit's figures look (1 to 90; default 14).
+    window_days: Option<i64>,
 }
 
 /// Request an audit (board only): queues a run of the org's auditor (mode and trigger
@@ -296,6 +298,10 @@ async fn create_audit(
     Auth(p): Auth,
     OptionalJson(body): OptionalJson<AuditBody>,
 ) -> Result<Response, ApiError> {
-    let (audit, _run) = mesa.request_audit(&p.actor, body.focus.as_deref()).await?;
+    let window_days =
+        mesa_core::parse_window_days(body.window_days).map_err(super::agents::invalid)?;
+    let (audit, _run) = mesa
+        .request_audit(&p.actor, body.focus.as_deref(), Some(window_days))
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(AuditDto::from(&audit))).into_response())
 }

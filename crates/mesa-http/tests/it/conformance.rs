@@ -784,6 +784,12 @@ fn cases() -> Vec<Case> {
         req(Board, "POST /api/v1/agents/qa/wake")
             .json(json!({"issue_key": "nope"}))
             .fails(422, "validation_failed"),
+        req(Board, "GET /api/v1/runs/$run/evaluation").ok(200),
+        req(Board, &format!("GET /api/v1/runs/{NO_ID}/evaluation")).fails(404, "not_found"),
+        req(Board, "GET /api/v1/runs/xyz/evaluation").fails(422, "validation_failed"),
+        req(Board, "GET /api/v1/observability?days=30").ok(200),
+        req(Engineer, "GET /api/v1/observability").ok(200),
+        req(Board, "GET /api/v1/observability?days=0").fails(422, "validation_failed"),
         req(Board, "GET /api/v1/runs/$run/log").ok(200),
         req(Run, "GET /api/v1/runs/$run/log").ok(200),
         req(Ceo, "GET /api/v1/runs/$run/log").fails(403, "forbidden"),
@@ -1148,6 +1154,21 @@ async fn queued_run(app: &TestApp) -> (String, String, String) {
             not_before: None,
             queued_at: app.mesa.now(),
             activity: vec![],
+        })
+        .await
+        .unwrap();
+    // Evaluated as the engine does with `feature_run_evaluation` on.
+    app.mesa
+        .store()
+        .put_run_evaluation(mesa_core::store::RunEvaluation {
+            run_id,
+            agent_id: agent.id,
+            archetype: agent.config.archetype.clone(),
+            signature: json!({"tool_calls": 2, "tools": ["Edit", "Read"],
+                              "reads_before_first_write": 1, "tool_errors": 0,
+                              "time_to_first_edit_ms": 1200}),
+            rubric: None,
+            created_at: app.mesa.now(),
         })
         .await
         .unwrap();

@@ -1122,3 +1122,112 @@ async fn the_openapi_document_lists_these_routes() {
         assert!(paths.get(p).is_some(), "{p} missing");
     }
 }
+
+#[tokio::test]
+async fn reflections_and_wiki_pages_are_promoted_to_skills() {
+    let app = TestApp::new().await;
+    let b = Some(app.board.as_str());
+    let eng = app.agent_key("founding-engineer").await;
+    let r = app
+        .call(
+            POST,
+            "/api/v1/reflections",
+            Some(&eng),
+            Some(json!({"body": "## Run the migrations first\nThe tests need the schema."})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let reflection = r.json["id"].as_str().unwrap().to_owned();
+
+    // From a reflection: its first line is the title, its text the body.
+    let r = app
+        .call(
+            POST,
+            "/api/v1/skills",
+            b,
+            Some(json!({"slug": "migrations-first", "tags": ["database"], "from_reflection": reflection})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.json["title"], "Run the migrations first");
+    assert_eq!(
+        r.json["body"],
+        "## Run the migrations first\nThe tests need the schema."
+    );
+    assert_eq!(r.json["source"], format!("reflection:{reflection}"));
+    assert_eq!(
+        (r.json["uses"].as_i64(), r.json["successes"].as_i64()),
+        (Some(0), Some(0))
+    );
+
+    // From a wiki page, with a title of the promoter's own.
+    let r = app
+        .call(
+            POST,
+            "/api/v1/wiki",
+            b,
+            Some(json!({"slug": "deploys", "title": "Deploys", "content": "Tag, then push."})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    let ceo = app.agent_key("ceo").await;
+    let r = app
+        .call(
+            POST,
+            "/api/v1/skills",
+            Some(&ceo),
+            Some(json!({"slug": "deploys", "title": "How we deploy", "tags": [], "from_wiki": "deploys"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.json["title"], "How we deploy");
+    assert_eq!(r.json["body"], "Tag, then push.");
+    assert_eq!(r.json["source"], "wiki:deploys");
+
+    // Refusals write nothing.
+    let before = app.activity_rows().await;
+    let missing = "01900000-0000-7000-8000-000000000001";
+    for (body, status, f) in [
+        (
+            json!({"slug": "x", "tags": []}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+        ),
+        (
+            json!({"slug": "x", "tags": [], "from_reflection": missing}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source",
+        ),
+        (
+            json!({"slug": "x", "tags": [], "from_reflection": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source",
+        ),
+        (
+            json!({"slug": "x", "tags": [], "from_wiki": "deploys", "source": "board"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source",
+        ),
+        (
+            json!({"slug": "x", "tags": [], "from_wiki": "missing"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "source",
+        ),
+    ] {
+        let r = app
+            .call(POST, "/api/v1/skills", b, Some(body.clone()))
+            .await;
+        assert_eq!(r.status, status, "{body}: {}", r.json);
+        assert_eq!(field(&r.json), f, "{body}: {}", r.json);
+    }
+    let r = app
+        .call(
+            POST,
+            "/api/v1/skills",
+            Some(&eng),
+            Some(json!({"slug": "mine", "tags": [], "from_reflection": reflection})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json);
+    assert_eq!(app.activity_rows().await, before);
+}

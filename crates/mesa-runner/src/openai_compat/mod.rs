@@ -12,7 +12,7 @@
 mod command;
 mod summary;
 mod tools;
-mod wire;
+pub(crate) mod wire;
 
 use std::time::Duration;
 

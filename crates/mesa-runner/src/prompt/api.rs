@@ -211,7 +211,8 @@ fn audit_rules() -> Vec<String> {
 
 fn reflect_rule() -> String {
     "End with a reflection (`POST /api/v1/reflections`): what worked, what failed, what you would \
-     do differently next time."
+     do differently next time. If you cannot call the API, end your final message with a \
+     `REFLECTION:` line followed by it."
         .to_owned()
 }
 

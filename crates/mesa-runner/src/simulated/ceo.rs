@@ -1,5 +1,7 @@
-//! The CEO's scripts: delegate an issue as two or three sub-issues for the team, close it once
-//! they are finished, and now and then ask the board for a go-ahead.
+//! The CEO's scripts: delegate an issue as two or three sub-issues for the team, keep it in a
+//! work block (the active one, else a proposed one whose activation the board is asked to
+//! approve), close it once its sub-issues are finished, and now and then ask the board for a
+//! go-ahead.
 
 use serde_json::{Value, json};
 
@@ -69,6 +71,9 @@ impl Sim {
             lines.join("\n")
         );
         self.comment(key, "comment", &body).await?;
+        if issue["work_block_id"].is_null() {
+            self.plan_into_block(key, &title).await?;
+        }
         if self.rng.chance(APPROVAL_PERCENT) {
             self.ask_go_ahead(key, &title).await?;
         }
@@ -102,6 +107,65 @@ impl Sim {
             }
             Err(e) if e.status() == Some(409) && e.detail("existing_key").is_some() => {
                 Ok(e.detail("existing_key").unwrap_or_default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts a delegated issue in the active work block; without one, in a proposed block (made
+    /// for it if there is none), and asks the board to activate that block unless an
+    /// activation request is already pending (SPEC §3.1: activation is a board decision).
+    async fn plan_into_block(&mut self, key: &str, title: &str) -> Result<(), SimError> {
+        let active = items(&self.api.get("/api/v1/work-blocks?status=active").await?);
+        if let Some(block) = active.first() {
+            let id = text(block, "id");
+            if self.add_to_block(&id, key).await? {
+                self.say(format!("added {key} to the active block {id}"))
+                    .await;
+                return Ok(());
+            }
+        }
+        let proposed = items(&self.api.get("/api/v1/work-blocks?status=proposed").await?);
+        let id = match proposed.last() {
+            Some(block) => text(block, "id"),
+            None => {
+                let body = json!({
+                    "title": child_title("Deliver", title),
+                    "goal": format!("Deliver {key} and what the board adds next."),
+                });
+                let block = self.api.post("/api/v1/work-blocks", &body).await?;
+                let id = text(&block, "id");
+                self.say(format!("proposed work block {id}")).await;
+                id
+            }
+        };
+        if !self.add_to_block(&id, key).await? {
+            return Ok(());
+        }
+        let pending = items(&self.api.get("/api/v1/approvals?status=pending").await?);
+        let asked = pending
+            .iter()
+            .any(|a| text(a, "kind") == "work_block_activation" && text(a, "subject_id") == id);
+        if !asked {
+            let path = format!("/api/v1/work-blocks/{id}");
+            self.api
+                .patch(&path, &json!({ "status": "active" }))
+                .await?;
+            self.say(format!("asked the board to activate block {id}"))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Adds `key` to block `id`; false when the block no longer takes issues (409).
+    async fn add_to_block(&mut self, id: &str, key: &str) -> Result<bool, SimError> {
+        let path = format!("/api/v1/work-blocks/{id}/issues");
+        match self.api.post(&path, &json!({ "issue_key": key })).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(409) => {
+                self.say(format!("block {id} did not take {key} ({e})"))
+                    .await;
+                Ok(false)
             }
             Err(e) => Err(e),
         }
@@ -157,6 +221,31 @@ impl Sim {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// After the CEO reviewed a sub-issue: when that finished the last open sub-issue of a
+    /// parent of mine, close the parent now. My own approval wakes nobody (SPEC §6.1), so
+    /// nothing else would bring me back to it before my next heartbeat.
+    pub(super) async fn close_parent_of(&mut self, key: &str) -> Result<(), SimError> {
+        let path = format!("/api/v1/issues/{key}");
+        let detail = self.api.get(&path).await?;
+        let parent = text(&detail["issue"], "parent_key");
+        if parent.is_empty() {
+            return Ok(());
+        }
+        let path = format!("/api/v1/issues/{parent}");
+        let up = self.api.get(&path).await?;
+        let status = text(&up["issue"], "status");
+        if text(&up["issue"], "assignee_slug") != self.me
+            || !matches!(status.as_str(), "todo" | "in_progress")
+        {
+            return Ok(());
+        }
+        let children = up["children"].as_array().cloned().unwrap_or_default();
+        if children_finished(&children) {
+            self.close(&parent, &status, &children).await?;
+        }
+        Ok(())
     }
 
     /// The CEO's heartbeat: close every parent of mine whose sub-issues are finished. Comments

@@ -473,6 +473,15 @@ async fn the_ceo_delegates_an_issue_to_the_team_by_role() {
             ], "next_cursor": null}),
         ),
         ("POST", "/api/v1/issues") => (201, json!({"key": "MESA-8", "status": "todo"})),
+        ("GET", "/api/v1/work-blocks?status=active" | "/api/v1/work-blocks?status=proposed")
+        | ("GET", "/api/v1/approvals?status=pending") => {
+            (200, json!({"items": [], "next_cursor": null}))
+        }
+        ("POST", "/api/v1/work-blocks") => (201, json!({"id": "wb-1", "status": "proposed"})),
+        ("PATCH", "/api/v1/work-blocks/wb-1") => (
+            202,
+            json!({"approval": {"kind": "work_block_activation", "subject_id": "wb-1"}}),
+        ),
         ("POST", _) => (200, json!({"key": "MESA-7", "status": "in_progress"})),
         _ => (
             404,
@@ -521,5 +530,119 @@ async fn the_ceo_delegates_an_issue_to_the_team_by_role() {
             .find(|(_, p, _)| p == "/api/v1/issues/MESA-7/comments")
             .expect("the CEO says what it delegated");
         assert!(comment.2.contains("Delegated MESA-7"), "{}", comment.2);
+        // No block is active: the issue goes into a block the CEO proposes, whose activation
+        // it asks the board for.
+        let block = seen
+            .iter()
+            .find(|(m, p, _)| m == "POST" && p == "/api/v1/work-blocks")
+            .expect("a block is proposed");
+        assert!(block.2.contains("Deliver: Password reset"), "{}", block.2);
+        let added = seen
+            .iter()
+            .find(|(m, p, _)| m == "POST" && p == "/api/v1/work-blocks/wb-1/issues")
+            .expect("the issue joins the block");
+        assert_eq!(
+            serde_json::from_str::<Value>(&added.2).unwrap(),
+            json!({"issue_key": "MESA-7"})
+        );
+        let asked = seen
+            .iter()
+            .find(|(m, p, _)| m == "PATCH" && p == "/api/v1/work-blocks/wb-1")
+            .expect("the CEO asks for the activation");
+        assert_eq!(
+            serde_json::from_str::<Value>(&asked.2).unwrap(),
+            json!({"status": "active"})
+        );
     }
+}
+
+#[tokio::test]
+async fn the_change_request_chance_is_set_per_agent_and_checked() {
+    let answer: Answer = Arc::new(|method, path| match (method, path) {
+        ("GET", "/api/v1/issues/MESA-7") => (200, issue_in_review(&json!([]))),
+        ("POST", "/api/v1/issues/MESA-7/review") => {
+            (200, json!({"key": "MESA-7", "status": "todo"}))
+        }
+        _ => (
+            404,
+            json!({"error": {"code": "not_found", "message": "no"}}),
+        ),
+    });
+    for (percent, want) in [("100", "request_changes"), ("0", "approve")] {
+        for n in 0..4 {
+            let (url, seen) = fake_api(Arc::clone(&answer)).await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut inv = invocation(&url, dir.path(), RunMode::Review, "qa");
+            inv.run_id = RunId::parse(&format!("01937a4e-0000-7000-8000-00000000000{n}")).unwrap();
+            inv.env
+                .push(("MESA_SIM_CHANGES_PERCENT".to_owned(), percent.to_owned()));
+            let (outcome, _) = run(inv, CancellationToken::new()).await;
+            assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+            let seen = seen.lock().unwrap().clone();
+            let (_, _, body) = seen
+                .iter()
+                .find(|(m, p, _)| m == "POST" && p.ends_with("/review"))
+                .expect("a review was posted");
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["decision"], want, "{percent}% run {n}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut inv = invocation("http://127.0.0.1:9", dir.path(), RunMode::Review, "qa");
+    inv.env
+        .push(("MESA_SIM_CHANGES_PERCENT".to_owned(), "101".to_owned()));
+    let (tx, _rx) = mpsc::channel(8);
+    let err = SimulatedRunner::default()
+        .run(inv, tx, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("MESA_SIM_CHANGES_PERCENT"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_ceo_closes_the_parent_when_its_own_review_finished_the_last_sub_issue() {
+    let answer: Answer = Arc::new(|method, path| match (method, path) {
+        ("GET", "/api/v1/issues/MESA-8") => (
+            200,
+            json!({"issue": {"key": "MESA-8", "title": "Design: x", "status": "in_review",
+                             "parent_key": "MESA-7", "assignee_slug": "dora"},
+                   "comments": [], "children": [], "runs": []}),
+        ),
+        ("POST", "/api/v1/issues/MESA-8/review") => {
+            (200, json!({"key": "MESA-8", "status": "done"}))
+        }
+        ("GET", "/api/v1/issues/MESA-7") => (
+            200,
+            json!({"issue": {"key": "MESA-7", "title": "x", "status": "in_progress",
+                             "assignee_slug": "ceo"},
+                   "comments": [], "runs": [],
+                   "children": [{"key": "MESA-8", "status": "done"},
+                                {"key": "MESA-9", "status": "cancelled"}]}),
+        ),
+        ("PATCH", "/api/v1/issues/MESA-7") => (200, json!({"key": "MESA-7", "status": "done"})),
+        _ => (
+            404,
+            json!({"error": {"code": "not_found", "message": "no"}}),
+        ),
+    });
+    let (url, seen) = fake_api(answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut inv = invocation(&url, dir.path(), RunMode::Review, "ceo");
+    inv.issue_key = Some(IssueKey::parse("MESA-8").unwrap());
+    inv.env
+        .push(("MESA_AGENT_SLUG".to_owned(), "ceo".to_owned()));
+    inv.env
+        .push(("MESA_SIM_CHANGES_PERCENT".to_owned(), "0".to_owned()));
+    let (outcome, _) = run(inv, CancellationToken::new()).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    let seen = seen.lock().unwrap().clone();
+    let (_, _, body) = seen
+        .iter()
+        .find(|(m, p, _)| m == "PATCH" && p == "/api/v1/issues/MESA-7")
+        .expect("the parent is closed");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["status"], "submit");
 }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::Sim;
 use super::api::{SimError, is_settled, items, text};
 
-/// Percent of first reviews that request changes.
-const CHANGES_PERCENT: u64 = 20;
+/// Percent of first reviews that request changes, unless `MESA_SIM_CHANGES_PERCENT` says.
+pub(super) const CHANGES_PERCENT: u64 = 20;
 /// Identity of the commits the simulated agents make.
 pub(super) const GIT_NAME: &str = "Mesa Simulated";
 /// Email of that identity.
@@ -117,7 +117,7 @@ impl Sim {
         }
         self.think("reading the diff and the evidence").await;
         let asked_before = change_requests(&detail["comments"]) > 0;
-        let (decision, comment) = if !asked_before && self.rng.chance(CHANGES_PERCENT) {
+        let (decision, comment) = if !asked_before && self.rng.chance(self.changes_percent) {
             ("request_changes", *self.rng.pick(CHANGE_REQUESTS))
         } else {
             ("approve", *self.rng.pick(APPROVALS))

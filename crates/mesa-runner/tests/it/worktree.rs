@@ -518,3 +518,45 @@ async fn finish_refuses_a_path_outside_the_root() {
     assert!(err.to_string().contains("refusing to remove"), "{err}");
     assert!(f.repo_dir.join("README.md").exists());
 }
+
+#[tokio::test]
+async fn native_skills_stay_out_of_the_diff_and_out_of_commits() {
+    use mesa_runner::skills::{NativeSkill, skill_file, write_native_skills};
+    let f = Fixture::new();
+    // The repository tracks a skill of its own.
+    write(&f.repo_dir, ".claude/skills/house-rules/SKILL.md", "ours\n");
+    commit_all(&f.repo_dir, "our skill");
+    let ws = f.prepare(run_id(40), Some("MESA-40"), Access::Write).await;
+    let skill = |slug: &str| NativeSkill {
+        slug: slug.to_owned(),
+        title: "Writing SQL migrations".to_owned(),
+        tags: vec![],
+        body: "Never edit an applied migration.".to_owned(),
+    };
+    let written =
+        write_native_skills(ws.path(), &[skill("sql-migrations"), skill("house-rules")]).unwrap();
+    assert_eq!(written, ["sql-migrations"]);
+    assert!(ws.path().join(skill_file("sql-migrations")).is_file());
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join(skill_file("house-rules"))).unwrap(),
+        "ours\n"
+    );
+    // The agent stages everything and commits, as `git add -A` would.
+    write(ws.path(), "notes.txt", "work\n");
+    let commit = commit_all(ws.path(), "work");
+    let repo = Repository::open(ws.path()).unwrap();
+    let tree = repo.find_commit(commit).unwrap().tree().unwrap();
+    assert!(tree.get_path(Path::new("notes.txt")).is_ok());
+    assert!(
+        tree.get_path(Path::new(".claude/skills/sql-migrations"))
+            .is_err(),
+        "the skill was committed"
+    );
+    let changes = f.worktrees.finish(&ws).await.unwrap();
+    assert!(changes.diff.contains("notes.txt"), "{}", changes.diff);
+    assert!(
+        !changes.diff.contains("SKILL.md") && !changes.diff.contains(".gitignore"),
+        "{}",
+        changes.diff
+    );
+}

@@ -1324,6 +1324,8 @@ async fn skills_and_reflections() {
         .await
         .unwrap();
     assert_eq!(used.version, Version(2));
+    // Uses and successes are counted from the runs given the skill, never written.
+    assert_eq!((used.uses, used.successes), (0, 0));
     assert_eq!(db.store.skill(&slug("flaky-tests")).await.unwrap(), used);
     assert_eq!(
         db.store.list_skills(Some("quarant")).await.unwrap()[0].id,
@@ -1583,6 +1585,8 @@ async fn directives_crons_and_audits() {
                         focus: Some("reviews".to_owned()),
                         status: AuditStatus::Running,
                         findings: None,
+                        figures: None,
+                        window_days: 14,
                         patches_proposed: 0,
                         issues_created: 0,
                         created_at: t(at),

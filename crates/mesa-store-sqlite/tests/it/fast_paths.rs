@@ -9,7 +9,8 @@ use mesa_domain::entity::Issue;
 use mesa_domain::{AgentId, IssueKey, IssueStatus, RunId, Timestamp};
 use mesa_store::conformance::{BASE, activity, new_issue};
 use mesa_store::{
-    CheckoutOutcome, CheckoutRequest, IssueStore, PageRequest, StoreError, SystemStore,
+    Changes, CheckoutOutcome, CheckoutRequest, InboxOwner, IssueStore, PageRequest, StoreError,
+    SystemStore,
 };
 use mesa_store_sqlite::SqliteStore;
 
@@ -203,4 +204,106 @@ fn claim(key: &IssueKey, agent: AgentId, run: Option<RunId>) -> CheckoutRequest 
         now,
         activity: vec![activity("issue.checkout", "issue", key.as_str(), now)],
     }
+}
+
+/// Checkouts and issue creations record what they changed, so read caches can keep what they
+/// did not touch; a commit by anything else — an untracked write of the same store, another
+/// connection, another store on the file — leaves a gap the store refuses to vouch across.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_writes_say_what_they_changed_and_any_other_commit_is_a_gap() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let (a, b) = (db.agents[0], db.agents[1]);
+    let first = store
+        .create_issue(new_issue("Tracked one", BASE))
+        .await
+        .expect("create");
+    let second = store
+        .create_issue(new_issue("Tracked two", BASE))
+        .await
+        .expect("create");
+
+    let v0 = version(store);
+    assert_eq!(store.changes_between(&v0, &v0), Some(Changes::default()));
+    store
+        .checkout_issue(claim(&first.key, a, None))
+        .await
+        .expect("claim");
+    let v1 = version(store);
+    let claimed = store
+        .changes_between(&v0, &v1)
+        .expect("a checkout records what it changed");
+    assert!(
+        claimed.touches_inbox(InboxOwner::Agent(a)),
+        "the claimer's inbox"
+    );
+    assert!(
+        !claimed.touches_inbox(InboxOwner::Agent(b)),
+        "not another agent's"
+    );
+    assert!(
+        !claimed.touches_key(None) && !claimed.runs,
+        "no key, no run"
+    );
+    assert!(
+        store.changes_between(&v1, &v0).is_none(),
+        "links only go forward"
+    );
+
+    let mut for_b = new_issue("Created for b", BASE);
+    for_b.assignee_id = Some(b);
+    store.create_issue(for_b).await.expect("create");
+    let v2 = version(store);
+    let both = store
+        .changes_between(&v0, &v2)
+        .expect("two tracked writes in a row");
+    assert!(both.touches_inbox(InboxOwner::Agent(a)) && both.touches_inbox(InboxOwner::Agent(b)));
+    assert!(both.runs, "a creation may queue its assignee's wake-up");
+
+    // An untracked write of this very store.
+    store
+        .append_activity(vec![activity("test.write", "test", "1", BASE)])
+        .await
+        .expect("append");
+    let v3 = version(store);
+    assert!(store.changes_between(&v2, &v3).is_none());
+    assert!(
+        store.changes_between(&v0, &v3).is_none(),
+        "no walk across a gap"
+    );
+
+    // Tracked again: known from there on, still not across the gap.
+    store
+        .checkout_issue(claim(&second.key, b, None))
+        .await
+        .expect("claim");
+    let v4 = version(store);
+    assert!(store.changes_between(&v3, &v4).is_some());
+    assert!(store.changes_between(&v2, &v4).is_none());
+
+    // Another connection, as another process would write.
+    let pool = raw_pool(&db.path()).await;
+    sqlx::query("UPDATE issues SET priority = 3 WHERE key = ?")
+        .bind(second.key.as_str())
+        .execute(&pool)
+        .await
+        .expect("outside write");
+    pool.close().await;
+    let v5 = version(store);
+    assert_ne!(v5, v4);
+    assert!(store.changes_between(&v4, &v5).is_none());
+
+    // Another store on the same file doing a tracked write of its own: this store did not
+    // record it, so it cannot vouch for it.
+    let other = SqliteStore::open_path(db.path())
+        .await
+        .expect("second store");
+    let third = other
+        .create_issue(new_issue("Tracked elsewhere", BASE))
+        .await
+        .expect("create");
+    other.close().await;
+    let v6 = version(store);
+    assert!(store.changes_between(&v5, &v6).is_none());
+    assert!(store.issue(&third.key).await.is_ok());
 }

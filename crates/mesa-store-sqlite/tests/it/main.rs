@@ -4,8 +4,12 @@
 //! append-only trigger, `VACUUM INTO` backups).
 
 mod aggregates;
+mod audit_stats;
 mod conformance;
+mod dashboard_lists;
+mod evaluation;
 mod fast_paths;
+mod learning;
 mod similar;
 mod sqlite;
 mod stats_agents;

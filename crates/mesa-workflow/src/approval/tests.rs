@@ -194,6 +194,10 @@ fn expiry() {
                 comment: None
             },
             ApprovalEffect::Discard(ApprovalKind::BudgetChange),
+            ApprovalEffect::Wake {
+                agent: agent_id(3),
+                trigger: RunTrigger::ApprovalResolved,
+            },
         ]
     );
     let forever = ApprovalSnapshot {

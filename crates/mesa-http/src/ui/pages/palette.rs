@@ -32,6 +32,7 @@ pub(crate) const PAGES: &[(&str, &str, &str)] = &[
     ("Wiki", "/wiki", "g w"),
     ("Activity", "/activity", "g v"),
     ("Costs", "/costs", "g c"),
+    ("Observability", "/observability", ""),
     ("Settings", "/settings", "g t"),
 ];
 

@@ -303,4 +303,39 @@ async fn the_audit_and_skill_tabs_render() {
     assert!(audits.body.contains("No audits yet"));
     let fragment = browser.get_htmx("/governance?tab=skills").await;
     assert_eq!(fragment.status, StatusCode::OK);
+
+    // A finished audit shows its findings and, folded, the figures its auditor was given.
+    let now = app.mesa.now();
+    app.mesa
+        .store()
+        .create_audit(mesa_core::store::Created::new(
+            mesa_core::domain::entity::Audit {
+                id: mesa_core::domain::AuditId::parse("0190b1a2-0000-7000-8000-0000000a0d17")
+                    .unwrap(),
+                run_id: None,
+                focus: Some("Review rejections".to_owned()),
+                status: mesa_core::domain::AuditStatus::Finished,
+                findings: Some("QA rejects **half** of the builds.".to_owned()),
+                figures: Some("| agent | runs |\n|---|---|\n| qa | 4 |".to_owned()),
+                window_days: 7,
+                patches_proposed: 1,
+                issues_created: 0,
+                created_at: now,
+                finished_at: Some(now),
+            },
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    let audits = browser.get("/governance?tab=audits").await;
+    let main = main_of(&audits.body);
+    assert!(main.contains("QA rejects <strong>half</strong>"), "{main}");
+    assert!(
+        main.contains("The figures the auditor was given (7 days)"),
+        "{main}"
+    );
+    assert!(
+        main.contains("<td>qa</td>"),
+        "the figures render as a table: {main}"
+    );
 }

@@ -9,6 +9,7 @@ mod crawl;
 mod governance;
 mod issues;
 mod knowledge;
+mod observability;
 mod pages;
 mod runs;
 mod settings;

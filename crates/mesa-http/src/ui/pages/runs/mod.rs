@@ -28,6 +28,7 @@ use crate::ui::{Ui, view};
 
 mod highlight;
 mod log;
+mod observability;
 
 /// Runs per page.
 const PER_PAGE: u32 = 50;
@@ -37,6 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/runs", get(list))
         .route("/runs/{id}", get(detail))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/observability", get(observability::page))
 }
 
 /// A run as a list row: the API's run plus its duration.
@@ -210,6 +212,10 @@ async fn detail(
     let diff = run.diff.as_deref().map(highlight::render_diff);
     let live = matches!(run.status, RunStatus::Running | RunStatus::Queued);
     let cost_source = mesa.run_cost_source(run.id).await?.map(|s| s.as_str());
+    let evaluation = mesa
+        .run_evaluation(run.id)
+        .await?
+        .map(|e| view(&crate::api::evaluation::EvaluationDto::from(&e)));
     let id = run.id.to_string();
     let ctx = context! {
         run => view(&dto),
@@ -221,6 +227,7 @@ async fn detail(
         live => live,
         cancellable => live,
         cost_source => cost_source,
+        evaluation => evaluation,
         cancelled => (q.done == "cancel_requested").then_some("Cancellation requested: the scheduler stops the run."),
         log_tabs => view(&[
             ["formatted", "Formatted", &format!("/runs/{id}")],
