@@ -268,39 +268,29 @@
   });
 
   // ---------------------------------------------------------------- 9. Live run log
-  // When the live channel opens, a running run's log region is fetched again (output printed
-  // before the channel opened is not replayed over it), and the answer replaces the region.
-  // Output that arrives over the channel while that fetch is on its way may be missing from
-  // the answer: the pieces received since the channel opened are remembered, and those the
-  // new region does not show are appended to it again, so no line is lost.
-  var liveChunks = [];
-  var logRegion = document.getElementById("run-log-region");
-  function textOf(html) {
-    var t = document.createElement("template");
-    t.innerHTML = html;
-    return t.content.textContent || "";
-  }
-  document.addEventListener("htmx:sseOpen", function () { liveChunks = []; });
-  document.addEventListener("htmx:sseMessage", function (ev) {
-    var el = ev.target;
-    if (!el || !el.closest || !el.closest("#run-log-region") || !el.hasAttribute("sse-swap")) { return; }
-    var data = ev.detail && ev.detail.data;
-    if (typeof data !== "string" || !data) { return; }
-    liveChunks.push(data);
-    if (liveChunks.length > 1000) { liveChunks.shift(); }
-  });
+  // A running run's page has a stored part (#run-log-region), fetched again when the live
+  // channel opens (output printed before it opened is not replayed over it), and a live part
+  // (#run-log-live) that the channel appends to and that is never replaced, so no output can
+  // be lost however the fetch and the channel interleave. After a fetch, the pieces at the
+  // head of the live part that the stored part now shows are dropped, so nothing shows twice.
+  // Dropped are the longest run of leading pieces that the stored part ends with (whitespace
+  // aside), so a line that merely repeats an older one is kept.
+  function textOf(node) { return (node && node.textContent) || ""; }
+  function squash(text) { return text.replace(/\s+/g, " ").trim(); }
   document.addEventListener("htmx:afterSettle", function () {
     var region = document.getElementById("run-log-region");
-    if (!region || region === logRegion) { return; }
-    logRegion = region;
-    var target = region.querySelector("[sse-swap]");
-    if (!target) { return; }
-    var shown = region.textContent || "";
-    liveChunks.forEach(function (chunk) {
-      var text = textOf(chunk);
-      if (text && shown.indexOf(text) === -1) {
-        target.insertAdjacentHTML("beforeend", chunk);
-      }
-    });
+    var live = document.getElementById("run-log-live");
+    if (!region || !live || region.dataset.liveChecked) { return; }
+    region.dataset.liveChecked = "1";
+    var shown = squash(textOf(region));
+    var pieces = live.childNodes;
+    var drop = 0;
+    var head = "";
+    for (var k = 0; k < pieces.length; k++) {
+      head += textOf(pieces[k]);
+      var h = squash(head);
+      if (h && h.length <= shown.length && shown.slice(shown.length - h.length) === h) { drop = k + 1; }
+    }
+    while (drop-- > 0) { live.removeChild(live.firstChild); }
   });
 })();

@@ -134,9 +134,16 @@ async fn a_live_run_listens_for_its_output_and_status() {
     app.mesa.append_run_output(id, "starting\n").await.unwrap();
     let b = login(&app).await;
     let page = b.get(&format!("/runs/{id}?log=raw")).await;
+    // The stored log, fetched again when the live channel opens, and below it the live part
+    // the channel appends to, which is never replaced.
+    assert!(
+        page.body
+            .contains(r#"id="run-log" tabindex="0" data-autoscroll>starting"#)
+    );
     assert!(page.body.contains(&format!(
-        "data-autoscroll sse-swap=\"run-output-{id}\" hx-swap=\"beforeend\">starting"
+        "id=\"run-log-live\" tabindex=\"0\" data-autoscroll sse-swap=\"run-output-{id}\" hx-swap=\"beforeend\""
     )));
+    assert!(page.body.contains("hx-trigger=\"htmx:sseOpen from:body\""));
     assert!(
         page.body
             .contains(&format!("hx-trigger=\"sse:run-{id} throttle:1s\""))
