@@ -32,7 +32,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +42,7 @@ use mesa_core::domain::{
     Actor, IssueKey, IssueStatus, Name, Priority, RunnerKind, Slug, WorkingDir,
 };
 use mesa_core::{CoreConfig, IssuePatch, Mesa, NewAgent, NewIssue};
+use mesa_tests::served::Server;
 
 struct Args {
     mesa: PathBuf,
@@ -465,52 +465,6 @@ async fn seed(args: &Args, dir: &Path, seeded: &Seeded) -> anyhow::Result<()> {
     );
     mesa.close().await;
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mesa: &Path, db: &Path, dir: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(mesa)
-            .args(["serve", "--port", "0", "--db"])
-            .arg(db)
-            .arg("--data-dir")
-            .arg(dir)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawn mesa")?;
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-        stdout.read_line(&mut line)?;
-        // Keep reading what the server prints later (a first start prints a sign-in link): a
-        // closed pipe would make its next print fail.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let port: u16 = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("no address in {line:?}"))?;
-        Ok(Server { child, port })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        ensure!(status.success(), "mesa exited with {status}");
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,21 +18,16 @@
 //! [--samples N] [--cache DIR]`.
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark CLI")]
-#![expect(
-    clippy::disallowed_methods,
-    reason = "a benchmark spawns the server it measures"
-)]
 
 mod client;
 mod seed;
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use mesa_tests::served::Server;
 
 use client::Client;
 use seed::{Seeded, Sizes};
@@ -381,49 +376,4 @@ fn fetch(client: &mut Client, path: &str) -> anyhow::Result<Duration> {
         response.body.chars().take(400).collect::<String>()
     );
     Ok(response.elapsed)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mesa: &Path, db: &Path, dir: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(mesa)
-            .args(["serve", "--port", "0", "--db"])
-            .arg(db)
-            .arg("--data-dir")
-            .arg(dir)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawn mesa")?;
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-        stdout.read_line(&mut line)?;
-        // Keep reading what the server prints later: a closed pipe would fail its next print.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let port: u16 = line
-            .split("http://127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("no address in {line:?}"))?;
-        Ok(Server { child, port })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        ensure!(status.success(), "mesa exited with {status}");
-        Ok(())
-    }
 }
