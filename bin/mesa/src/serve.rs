@@ -15,6 +15,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
     // plain http; Err means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _lock = DbLock::acquire(&config.db)?;
+    // Listening for signals from now on: one that arrives while the server is still starting
+    // (after it printed its address) shuts it down cleanly instead of killing it.
+    let signal = shutdown_signal();
     let mesa = open_mesa(&config).await?;
     let boot = mesa.start_boot().await?;
     tracing::debug!(boot, "recorded this start");
@@ -71,6 +74,10 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
     let _ = out.flush();
 
     let scheduler = mesa.start_scheduler(engine_config(&config, local));
+    let integrations = mesa_http::integrations::start(
+        mesa.clone(),
+        mesa_http::integrations::CancellationToken::new(),
+    );
     let mut state = AppState::new(mesa.clone());
     if let Some(dir) = std::env::var_os("MESA_DEV_TEMPLATES").filter(|d| !d.is_empty()) {
         tracing::info!(dir = %std::path::Path::new(&dir).display(), "templates are read from disk");
@@ -81,9 +88,10 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<std::process::ExitCo
     // On a signal the scheduler stops first, while the API still answers the runs it gives
     // their grace period to; then the server stops.
     let shutdown = async move {
-        shutdown_signal().await;
+        signal.await;
         tracing::info!("stopping the scheduler");
         scheduler.shutdown().await;
+        integrations.shutdown().await;
     };
     mesa_http::serve(listener, state, shutdown)
         .await
@@ -108,26 +116,33 @@ fn engine_config(config: &Config, local: SocketAddr) -> mesa_core::EngineConfig 
     engine
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                () = received(terminate) => {},
+                () = received(interrupt) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -45,11 +45,13 @@ mod evaluation;
 mod events;
 mod governance;
 mod hints;
+mod incoming;
 mod issues;
 mod journal;
 mod knowledge;
 mod learning;
 mod mesa;
+mod outbox;
 mod read_cache;
 mod run_stats;
 mod runs;
@@ -74,6 +76,7 @@ pub use error::{CoreError, ErrorKind, Result};
 pub use evaluation::MAX_OBSERVABILITY_DAYS;
 pub use events::EventBus;
 pub use governance::{ProposedPatch, Strategy, WorkBlockDetail, WorkBlockFields, WorkBlockStats};
+pub use incoming::{DELIVERY_PAYLOAD_CAP, DeliveryClaim};
 pub use issues::{IssueDetail, IssueList, IssuePatch, IssueView, NewIssue};
 pub use journal::{
     EventJournal, JOURNAL_CAPACITY, JournalEntry, JournalSubscription, Replay, SUBSCRIBER_BUFFER,
@@ -83,12 +86,17 @@ pub use learning::{
     parse_schedule, parse_tags,
 };
 pub use mesa::{Mesa, MesaBuilder};
+pub use outbox::{
+    AttemptOutcome, NewOutboxItem, NewWebhook, OutboxEntry, OutboxFilter, WEBHOOK_EVENTS,
+    WebhookPatch,
+};
 pub use runs::{RUN_LOG_CAP, RunCancel, RunLogFollow};
 pub use sessions::{LINK_TTL_MS, OpenedSession, SESSION_IDLE_MS, SessionUser};
-pub use settings::{FEATURE_FLAGS, Settings};
+pub use settings::{FEATURE_FLAGS, Settings, WEBHOOK_SECRET_PREFIX, is_webhook_source};
 pub use similar::{DELETED_REASON, MAX_SIMILAR, SIMILARITY_THRESHOLD, SimilarIssue};
-pub use views::BlockSpend;
 pub use views::CostDays;
+pub use views::StatusCounts;
+pub use views::{BlockProgress, BlockSpend};
 pub use wakes::COMMENT_DEBOUNCE;
 
 /// Re-exports of the layers below, so embedders need only this crate.

@@ -27,6 +27,23 @@ const SECRET_KEYS: &[&str] = &[
     "judge_api_key",
 ];
 
+/// Prefix of the secret of an incoming-webhook source (`webhook_secret_<source>`, SPEC §11.3).
+pub const WEBHOOK_SECRET_PREFIX: &str = "webhook_secret_";
+
+/// Whether `key` holds a secret: one of [`SECRET_KEYS`] or an incoming webhook's secret.
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || key.starts_with(WEBHOOK_SECRET_PREFIX)
+}
+
+/// Whether `name` may name an incoming-webhook source: `[a-z0-9_]{1,40}` (no `-`: the name is
+/// part of the setting key `webhook_secret_<source>`, and setting keys are `[a-z0-9_]`).
+pub fn is_webhook_source(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Every setting, with typed accessors for the ones the core uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -121,7 +138,7 @@ fn validate(key: &str, value: &str) -> Result<(), ValidationError> {
         "budget_timezone" => parse_offset(value)
             .map(|_| ())
             .ok_or_else(|| bad(format!("{key} must be UTC or an offset such as +02:00"))),
-        "judge_base_url" => {
+        "judge_base_url" | "telegram_base_url" => {
             let v = value.trim();
             if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
                 Ok(())
@@ -131,7 +148,35 @@ fn validate(key: &str, value: &str) -> Result<(), ValidationError> {
                 )))
             }
         }
-        "max_runs_per_issue" | "rate_limit_per_minute" | "max_runs_per_hour" => value
+        "notify_daily_hour" => match value.trim() {
+            "" => Ok(()),
+            v => v
+                .parse::<u32>()
+                .ok()
+                .filter(|h| *h < 24)
+                .map(|_| ())
+                .ok_or_else(|| bad(format!("{key} must be an hour from 0 to 23 (or empty)"))),
+        },
+        "outbox_retry_base_ms" | "outbox_max_attempts" => value
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=3_600_000).contains(n))
+            .map(|_| ())
+            .ok_or_else(|| bad(format!("{key} must be a whole number from 1 to 3600000"))),
+        "discord_webhook_url" => {
+            let v = value.trim();
+            if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "{key} must be an http:// or https:// URL (or empty)"
+                )))
+            }
+        }
+        "max_runs_per_issue"
+        | "rate_limit_per_minute"
+        | "max_runs_per_hour"
+        | "webhook_rate_limit_per_minute" => value
             .parse::<u32>()
             .map(|_| ())
             .map_err(|_| bad(format!("{key} must be a whole number"))),
@@ -147,8 +192,98 @@ fn validate(key: &str, value: &str) -> Result<(), ValidationError> {
                 _ => Err(bad(format!("{key} must be true or false"))),
             }
         }
+        k if k.starts_with(WEBHOOK_SECRET_PREFIX) || k.starts_with("webhook_shape_") => {
+            validate_webhook_source(key, value)
+        }
+        "github_api_url" => {
+            let v = value.trim();
+            if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "{key} must be an http:// or https:// URL (or empty)"
+                )))
+            }
+        }
+        "github_repo" => {
+            let v = value.trim();
+            let ok = v.is_empty()
+                || v.split_once('/').is_some_and(|(owner, name)| {
+                    let part = |p: &str| {
+                        !p.is_empty()
+                            && p.len() <= 100
+                            && p.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+                            })
+                    };
+                    part(owner) && part(name)
+                });
+            if ok {
+                Ok(())
+            } else {
+                Err(bad(format!("{key} must be owner/name (or empty)")))
+            }
+        }
+        "telegram_chat_ids" | "telegram_chat_id" | "telegram_user_ids" => {
+            validate_telegram_list(key, value)
+        }
         _ if value.len() > 8192 => Err(bad(format!("{key} must be at most 8 KiB"))),
         _ => Ok(()),
+    }
+}
+
+/// `webhook_secret_<source>` and `webhook_shape_<source>` (SPEC §11.3): the source must be a
+/// valid name; a shape is `generic` or `github` (or empty).
+fn validate_webhook_source(key: &str, value: &str) -> Result<(), ValidationError> {
+    let bad = |msg: String| ValidationError::new(key.to_owned(), msg);
+    let (source, shape) = match key.strip_prefix(WEBHOOK_SECRET_PREFIX) {
+        Some(source) => (source, false),
+        None => (key.trim_start_matches("webhook_shape_"), true),
+    };
+    if !is_webhook_source(source) {
+        return Err(bad(format!(
+            "{key}: a webhook source is 1 to 40 of a-z, 0-9 and _"
+        )));
+    }
+    if shape && !matches!(value.trim(), "" | "generic" | "github") {
+        return Err(bad(format!("{key} must be generic or github")));
+    }
+    if value.len() > 1024 {
+        return Err(bad(format!("{key} must be at most 1 KiB")));
+    }
+    Ok(())
+}
+
+/// `telegram_chat_ids` (integers, groups are negative) and `telegram_user_ids` (integers or
+/// `@username`), separated by commas or spaces (SPEC §11.1).
+fn validate_telegram_list(key: &str, value: &str) -> Result<(), ValidationError> {
+    let users = key == "telegram_user_ids";
+    let valid = |entry: &str| match entry.strip_prefix('@') {
+        Some(name) => {
+            users
+                && (1..=32).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        None => entry.parse::<i64>().is_ok(),
+    };
+    let bad = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|e| !e.is_empty())
+        .find(|e| !valid(e));
+    match bad {
+        None if value.len() <= 8192 => Ok(()),
+        None => Err(ValidationError::new(
+            key.to_owned(),
+            format!("{key} must be at most 8 KiB"),
+        )),
+        Some(entry) => Err(ValidationError::new(
+            key.to_owned(),
+            if users {
+                format!("{key}: {entry:?} is neither a user id nor an @username")
+            } else {
+                format!("{key}: {entry:?} is not a chat id (an integer)")
+            },
+        )),
     }
 }
 
@@ -178,7 +313,7 @@ impl Mesa {
             validate(&key, value)?;
             keys.push(key.clone());
             rows.push(Setting {
-                secret: SECRET_KEYS.contains(&key.as_str()),
+                secret: is_secret_key(&key),
                 key,
                 value: value.trim().to_owned(),
                 updated_at: now,
@@ -233,5 +368,48 @@ mod tests {
         );
         assert!(validate("feature_nope", "true").is_err());
         assert!(validate("feature_mcp", "true").is_ok());
+        assert!(validate("notify_daily_hour", "8").is_ok());
+        assert!(validate("notify_daily_hour", "").is_ok());
+        assert_eq!(
+            validate("notify_daily_hour", "24").unwrap_err().field,
+            "notify_daily_hour"
+        );
+        assert!(validate("outbox_retry_base_ms", "0").is_err());
+        assert!(validate("outbox_max_attempts", "5").is_ok());
+        assert!(validate("discord_webhook_url", "ftp://x").is_err());
+    }
+
+    #[test]
+    fn webhook_settings() {
+        assert!(is_secret_key("webhook_secret_github"));
+        assert!(is_secret_key("github_token"));
+        assert!(!is_secret_key("webhook_shape_github"));
+        assert!(validate("webhook_secret_gh", "s3cret").is_ok());
+        assert!(validate(&format!("webhook_secret_{}", "a".repeat(41)), "x").is_err());
+        assert!(validate("webhook_shape_gh", "github").is_ok());
+        assert!(validate("webhook_shape_gh", "gitlab").is_err());
+        assert!(validate("webhook_rate_limit_per_minute", "ten").is_err());
+        assert!(validate("github_repo", "acme/widgets").is_ok());
+        assert!(validate("github_repo", "acme").is_err());
+        assert!(validate("github_api_url", "ftp://x").is_err());
+        assert!(is_webhook_source("ci_2"));
+        assert!(!is_webhook_source("Ci"));
+        assert!(!is_webhook_source(""));
+    }
+
+    #[test]
+    fn telegram_settings() {
+        assert!(validate("telegram_chat_ids", "-100123, 42").is_ok());
+        assert_eq!(
+            validate("telegram_chat_ids", "42,@ana").unwrap_err().field,
+            "telegram_chat_ids"
+        );
+        assert!(validate("telegram_user_ids", "42 @ana_b").is_ok());
+        assert_eq!(
+            validate("telegram_user_ids", "ana").unwrap_err().field,
+            "telegram_user_ids"
+        );
+        assert!(validate("telegram_base_url", "http://127.0.0.1:9").is_ok());
+        assert!(validate("telegram_base_url", "api.telegram.org").is_err());
     }
 }

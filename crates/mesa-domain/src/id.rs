@@ -87,6 +87,10 @@ uuid_id! {
     WikiPageId => "wiki_page_id";
     /// A [`crate::entity::WebhookDelivery`].
     WebhookDeliveryId => "delivery_id";
+    /// An [`crate::entity::OutboxItem`]: one outgoing delivery (also its `X-Mesa-Delivery`).
+    OutboxId => "outbox_id";
+    /// An [`crate::entity::OutgoingWebhook`] subscription.
+    WebhookId => "webhook_id";
 }
 
 /// The monotonic id of an [`crate::entity::ActivityEvent`] (its position in the log).

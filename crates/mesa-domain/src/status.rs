@@ -365,6 +365,18 @@ name_enum! {
 }
 
 name_enum! {
+    /// Where an outgoing delivery of the outbox stands (SPEC §11.2).
+    OutboxStatus, "status" {
+        /// Waiting for its next attempt.
+        Pending => "pending",
+        /// The receiver accepted it.
+        Delivered => "delivered",
+        /// Given up on (a dead letter): too many attempts, or the receiver said it is gone.
+        Dead => "dead",
+    }
+}
+
+name_enum! {
     /// A review decision on an issue in review (SPEC §2, §9.3).
     ReviewDecision, "decision" {
         Approve => "approve",

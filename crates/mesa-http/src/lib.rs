@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 pub mod api;
 pub mod health;
+pub mod integrations;
 pub mod metrics;
 pub mod ui;
 

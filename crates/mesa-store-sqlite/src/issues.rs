@@ -311,6 +311,42 @@ fn push_issue_filter(qb: &mut QueryBuilder<Sqlite>, filter: &IssueFilter, text: 
     }
 }
 
+/// From this many matches on, a text search walks the issues newest first (see
+/// [`SqliteStore::walk_newest_first`]).
+const WALK_FROM_MATCHES: i64 = 2_000;
+
+impl SqliteStore {
+    /// Whether a list filtered by text only should walk `issues_created` newest first,
+    /// probing each issue against the match set, rather than fetch every match and sort
+    /// them. A word matching thousands of issues makes the walk stop after a few pages'
+    /// worth of entries while the sort would handle them all; a rare word favours the
+    /// opposite. Other filters have their own indexes and keep the planner's choice.
+    async fn walk_newest_first(&self, filter: &IssueFilter, text: &TextFilter) -> Result<bool> {
+        let TextFilter::Match(q) = text else {
+            return Ok(false);
+        };
+        let text_only = filter.statuses.is_empty()
+            && filter.assignee.is_none()
+            && filter.label.is_none()
+            && filter.work_block.is_none()
+            && filter.parent.is_none();
+        if !text_only {
+            return Ok(false);
+        }
+        // Counted up to the threshold only: the cost stays bounded for common words.
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM issues_fts WHERE issues_fts MATCH ?1 \
+             LIMIT (SELECT ?2))",
+        )
+        .bind(q)
+        .bind(WALK_FROM_MATCHES)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(matches >= WALK_FROM_MATCHES)
+    }
+}
+
 /// `NotFound` unless an issue with this key exists.
 async fn require_issue(conn: &mut SqliteConnection, key: &IssueKey) -> Result<()> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM issues WHERE key = ?")
@@ -565,7 +601,12 @@ impl IssueStore for SqliteStore {
 
     async fn list_issues(&self, filter: &IssueFilter, page: &PageRequest) -> Result<Page<Issue>> {
         let text = text_filter(filter.text.as_deref());
-        let mut qb = QueryBuilder::<Sqlite>::new(issue_select!(""));
+        let select = if self.walk_newest_first(filter, &text).await? {
+            issue_select!("INDEXED BY issues_created ")
+        } else {
+            issue_select!("")
+        };
+        let mut qb = QueryBuilder::<Sqlite>::new(select);
         push_issue_filter(&mut qb, filter, &text);
         if let Some(cursor) = &page.cursor {
             let (created_at, id) = decode_cursor(cursor)?;

@@ -31,6 +31,7 @@ mod governance;
 mod issues;
 mod keys;
 mod knowledge;
+mod outbox;
 mod runs;
 mod sessions;
 mod similar;

@@ -1,7 +1,9 @@
 //! Dashboard aggregates: [`StatsStore`] for [`SqliteStore`].
 
 use async_trait::async_trait;
-use mesa_domain::{AgentId, IssueKey, IssueStatus, MicroUsd, Timestamp, WorkBlockId};
+use mesa_domain::{
+    AgentId, ApprovalStatus, IssueKey, IssueStatus, MicroUsd, Timestamp, WorkBlockId,
+};
 use mesa_store::{DailyCost, Result, StatsStore};
 
 use crate::SqliteStore;
@@ -33,6 +35,16 @@ impl StatsStore for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn approval_count(&self, status: ApprovalStatus) -> Result<u64> {
+        // A range of `approvals_status (status, created_at)`.
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM approvals WHERE status = ?")
+            .bind(status.as_str())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn daily_costs(
@@ -68,13 +80,21 @@ impl StatsStore for SqliteStore {
             .collect()
     }
 
-    async fn runs_per_agent_since(&self, since: Timestamp) -> Result<Vec<(AgentId, u64)>> {
-        // One range count of `runs_agent (agent_id, queued_at)` per agent: bounded by the
-        // roster, never a scan of the runs table.
+    async fn runs_per_agent_since(
+        &self,
+        agents: &[AgentId],
+        since: Timestamp,
+    ) -> Result<Vec<(AgentId, u64)>> {
+        // One range count of `runs_agent (agent_id, queued_at)` per agent asked about: bounded
+        // by the agents a page shows, never a scan of the runs table.
+        let ids =
+            serde_json::Value::from(agents.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .to_string();
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT a.id, (SELECT COUNT(*) FROM runs r WHERE r.agent_id = a.id \
-             AND r.queued_at >= ?1) AS n FROM agents a WHERE n > 0 ORDER BY a.id",
+            "SELECT a.value, (SELECT COUNT(*) FROM runs r WHERE r.agent_id = a.value \
+             AND r.queued_at >= ?2) AS n FROM json_each(?1) a WHERE n > 0 ORDER BY a.value",
         )
+        .bind(ids)
         .bind(since.as_millis())
         .fetch_all(&self.reader)
         .await
@@ -90,18 +110,46 @@ impl StatsStore for SqliteStore {
     }
 
     async fn block_issue_counts(&self, block: WorkBlockId) -> Result<Vec<(IssueStatus, u64)>> {
-        // A range of `issues_work_block (work_block_id, status)`: bounded by the block's members.
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM issues INDEXED BY issues_work_block \
-             WHERE work_block_id = ?1 AND deleted = 0 GROUP BY status ORDER BY status",
+        // The batch form's index-only count, for one block.
+        Ok(self
+            .blocks_issue_counts(&[block])
+            .await?
+            .into_iter()
+            .map(|(_, status, n)| (status, n))
+            .collect())
+    }
+
+    async fn block_spend(&self, block: WorkBlockId) -> Result<(MicroUsd, i64, u64)> {
+        // The batch form's index-only sums, for one block.
+        Ok(self
+            .blocks_spend(&[block])
+            .await?
+            .into_iter()
+            .next()
+            .map_or((MicroUsd(0), 0, 0), |(_, cost, tokens, runs)| {
+                (cost, tokens, runs)
+            }))
+    }
+
+    async fn blocks_issue_counts(
+        &self,
+        blocks: &[WorkBlockId],
+    ) -> Result<Vec<(WorkBlockId, IssueStatus, u64)>> {
+        // The partial index `issues_block_live` alone (migration 0013).
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT work_block_id, status, COUNT(*) FROM issues INDEXED BY issues_block_live \
+             WHERE work_block_id IN (SELECT value FROM json_each(?1)) \
+             AND work_block_id IS NOT NULL AND deleted = 0 \
+             GROUP BY work_block_id, status ORDER BY work_block_id, status",
         )
-        .bind(block.to_string())
+        .bind(id_list(blocks))
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
         rows.into_iter()
-            .map(|(status, n)| {
+            .map(|(block, status, n)| {
                 Ok((
+                    parse("work block", WorkBlockId::parse(&block))?,
                     parse("issue", IssueStatus::parse(&status))?,
                     u64::try_from(n).unwrap_or(0),
                 ))
@@ -109,19 +157,43 @@ impl StatsStore for SqliteStore {
             .collect()
     }
 
-    async fn block_spend(&self, block: WorkBlockId) -> Result<(MicroUsd, i64, u64)> {
-        // Members through `issues_work_block`, their runs through `runs_issue`.
-        let (cost, tokens, runs): (i64, i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(r.cost_usd), 0), COALESCE(SUM(r.input_tokens + r.output_tokens \
-             + r.cache_read_tokens + r.cache_write_tokens), 0), COUNT(r.id) \
-             FROM issues i INDEXED BY issues_work_block JOIN runs r ON r.issue_key = i.key \
-             WHERE i.work_block_id = ?1",
+    async fn blocks_spend(
+        &self,
+        blocks: &[WorkBlockId],
+    ) -> Result<Vec<(WorkBlockId, MicroUsd, i64, u64)>> {
+        // Index-only: the members' keys (`issues_block_key`), their runs counted on
+        // `runs_issue`, and the usage of those that used anything on `runs_issue_usage`
+        // (migration 0013).
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "WITH members AS (SELECT i.work_block_id AS block, i.key AS key \
+              FROM issues i INDEXED BY issues_block_key \
+              WHERE i.work_block_id IN (SELECT value FROM json_each(?1)) \
+              AND i.work_block_id IS NOT NULL), \
+             counted AS (SELECT m.block AS block, COUNT(*) AS runs FROM members m \
+              JOIN runs r INDEXED BY runs_issue ON r.issue_key = m.key GROUP BY m.block), \
+             used AS (SELECT m.block AS block, SUM(r.cost_usd) AS cost, \
+              SUM(r.input_tokens + r.output_tokens + r.cache_read_tokens \
+              + r.cache_write_tokens) AS tokens FROM members m \
+              JOIN runs r INDEXED BY runs_issue_usage ON r.issue_key = m.key \
+              WHERE r.cost_usd <> 0 OR r.input_tokens <> 0 OR r.output_tokens <> 0 \
+              OR r.cache_read_tokens <> 0 OR r.cache_write_tokens <> 0 GROUP BY m.block) \
+             SELECT c.block, COALESCE(u.cost, 0), COALESCE(u.tokens, 0), c.runs \
+             FROM counted c LEFT JOIN used u ON u.block = c.block ORDER BY c.block",
         )
-        .bind(block.to_string())
-        .fetch_one(&self.reader)
+        .bind(id_list(blocks))
+        .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
-        Ok((MicroUsd(cost), tokens, u64::try_from(runs).unwrap_or(0)))
+        rows.into_iter()
+            .map(|(block, cost, tokens, runs)| {
+                Ok((
+                    parse("work block", WorkBlockId::parse(&block))?,
+                    MicroUsd(cost),
+                    tokens,
+                    u64::try_from(runs).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn block_member_times(
@@ -250,4 +322,9 @@ impl StatsStore for SqliteStore {
         .map_err(backend)?;
         Ok((MicroUsd(total), MicroUsd(aligned)))
     }
+}
+
+/// Ids as a JSON array of strings, for `json_each`.
+fn id_list<T: ToString>(ids: &[T]) -> String {
+    serde_json::Value::from(ids.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use mesa_domain::entity::{ActivityEvent, NewActivity, Setting, WebhookDelivery};
-use mesa_domain::{ActivityId, ValidationError, WebhookDeliveryId, WebhookStatus};
+use mesa_domain::entity::{ActivityEvent, ExternalLink, NewActivity, Setting, WebhookDelivery};
+use mesa_domain::{ActivityId, IssueKey, ValidationError, WebhookDeliveryId, WebhookStatus};
 use mesa_store::{
     ActivityFilter, ChainReport, Health, Page, PageRequest, Result, StoreError, SystemStore,
 };
@@ -149,6 +149,80 @@ impl SystemStore for SqliteStore {
         })?;
         tx.commit().await.map_err(backend)?;
         decode_delivery(row)
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: WebhookDeliveryId,
+        status: WebhookStatus,
+        note: Option<String>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE webhook_deliveries SET status = ?, note = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(note.as_deref())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err(DELIVERY, &id))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(DELIVERY, &id));
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn forget_delivery(&self, id: WebhookDeliveryId) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE id = ? AND status = 'received'")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err(DELIVERY, &id))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn recent_deliveries(&self, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT id, source, event, delivery_id, status, note, payload, created_at \
+             FROM webhook_deliveries ORDER BY created_at DESC, id DESC LIMIT (SELECT ?)",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(decode_delivery).collect()
+    }
+
+    async fn link_external(&self, link: ExternalLink) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO external_links (source, url, issue_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&link.source)
+        .bind(&link.url)
+        .bind(link.issue_key.as_str())
+        .bind(link.created_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::not_found("issue", &link.issue_key)
+            }
+            _ => map_err("external link", &link.url)(err),
+        })?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn external_link(&self, source: &str, url: &str) -> Result<Option<IssueKey>> {
+        let key: Option<String> =
+            sqlx::query_scalar("SELECT issue_key FROM external_links WHERE source = ? AND url = ?")
+                .bind(source)
+                .bind(url)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(backend)?;
+        key.map(|k| parse("external link", IssueKey::parse(&k)))
+            .transpose()
     }
 
     async fn append_activity(&self, rows: Vec<NewActivity>) -> Result<Vec<ActivityEvent>> {

@@ -36,6 +36,9 @@ use crate::{
     Versioned,
 };
 
+mod outbox;
+pub use outbox::*;
+
 /// Agents enough for every scenario.
 pub const AGENTS_NEEDED: usize = 64;
 
@@ -2529,6 +2532,95 @@ where
     settings_and_maintenance(s).await;
     let (s, _) = fresh().await;
     activity_chain_survives_concurrency(s).await;
+    let (s, _) = fresh().await;
+    delivery_log_and_external_links(s).await;
+}
+
+/// A recorded delivery is settled in place and listed newest first; an external link finds its
+/// issue, is unique per (source, url), needs an existing issue and goes with its issue.
+pub async fn delivery_log_and_external_links<S>(store: Arc<S>)
+where
+    S: IssueStore + SystemStore + ?Sized,
+{
+    use mesa_domain::entity::ExternalLink;
+    let delivery = |id: &str, when: i64| WebhookDelivery {
+        id: WebhookDeliveryId::from_uuid(uuid()),
+        source: "ci".to_owned(),
+        event: "issues".to_owned(),
+        delivery_id: id.to_owned(),
+        status: WebhookStatus::Received,
+        note: None,
+        payload: "{}".to_owned(),
+        created_at: at(when),
+    };
+    let first = store.record_delivery(delivery("a", 0)).await.expect("a");
+    store.record_delivery(delivery("b", 1)).await.expect("b");
+    store
+        .settle_delivery(first.id, WebhookStatus::Failed, Some("bad".to_owned()))
+        .await
+        .expect("settle");
+    let missing = WebhookDeliveryId::from_uuid(uuid());
+    let err = store
+        .settle_delivery(missing, WebhookStatus::Processed, None)
+        .await
+        .expect_err("no such delivery");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let recent = store.recent_deliveries(10).await.expect("recent");
+    let ids: Vec<&str> = recent.iter().map(|d| d.delivery_id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(recent[1].status, WebhookStatus::Failed);
+    assert_eq!(recent[1].note.as_deref(), Some("bad"));
+    assert_eq!(store.recent_deliveries(1).await.expect("one").len(), 1);
+    // A settled delivery is never forgotten; a received one is, and may then come again.
+    store
+        .forget_delivery(first.id)
+        .await
+        .expect("forget settled");
+    assert_eq!(store.recent_deliveries(10).await.expect("recent").len(), 2);
+    let retried = store.record_delivery(delivery("c", 4)).await.expect("c");
+    store.forget_delivery(retried.id).await.expect("forget");
+    assert_eq!(store.recent_deliveries(10).await.expect("recent").len(), 2);
+    store
+        .record_delivery(delivery("c", 5))
+        .await
+        .expect("the same delivery id again");
+
+    let issue = store
+        .create_issue(new_issue("Linked from elsewhere", at(2)))
+        .await
+        .expect("issue");
+    let link = |url: &str, key: IssueKey| ExternalLink {
+        source: "ci".to_owned(),
+        url: url.to_owned(),
+        issue_key: key,
+        created_at: at(3),
+    };
+    let url = "https://example.test/issues/1";
+    store
+        .link_external(link(url, issue.key.clone()))
+        .await
+        .expect("link");
+    assert_eq!(
+        store.external_link("ci", url).await.expect("find"),
+        Some(issue.key.clone())
+    );
+    assert_eq!(store.external_link("other", url).await.expect("find"), None);
+    let again = store
+        .link_external(link(url, issue.key.clone()))
+        .await
+        .expect_err("linked already");
+    assert!(matches!(again, StoreError::Conflict { .. }), "{again:?}");
+    let nowhere = IssueKey::parse("MESA-9999").expect("key");
+    let err = store
+        .link_external(link("https://example.test/issues/2", nowhere))
+        .await
+        .expect_err("no such issue");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    store
+        .purge_issue(&issue.key, Vec::new())
+        .await
+        .expect("purge");
+    assert_eq!(store.external_link("ci", url).await.expect("find"), None);
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 mod audit;
 mod error;
 mod evaluation;
+mod outbox;
 mod records;
 mod traits;
 
@@ -26,5 +27,6 @@ pub use audit::*;
 pub use error::{BoxError, BudgetScopeKind, Result, StoreError};
 pub use evaluation::{ArchetypeEvaluation, EvaluationStore, RunEvaluation};
 pub use mesa_domain::entity::NewActivity;
+pub use outbox::{AttemptOutcome, OutboxFilter, OutboxStore};
 pub use records::*;
 pub use traits::*;

@@ -305,6 +305,8 @@ pub trait KeyStore: Send + Sync {
 pub trait StatsStore: Send + Sync {
     /// The number of (not deleted) issues in each status that has any.
     async fn issue_status_counts(&self) -> Result<Vec<(IssueStatus, u64)>>;
+    /// The number of approvals in `status` (the navigation's pending approvals).
+    async fn approval_count(&self, status: ApprovalStatus) -> Result<u64>;
     /// Spend per agent and day for cost events at or after `since`, days starting
     /// `offset_minutes` after UTC midnight; only days with spend; ordered by day, then agent.
     async fn daily_costs(
@@ -313,9 +315,13 @@ pub trait StatsStore: Send + Sync {
         offset_minutes: i32,
         agent: Option<AgentId>,
     ) -> Result<Vec<DailyCost>>;
-    /// The number of runs queued at or after `since`, per agent that has any (agents pages:
-    /// runs today).
-    async fn runs_per_agent_since(&self, since: Timestamp) -> Result<Vec<(AgentId, u64)>>;
+    /// The number of runs queued at or after `since`, per agent of `agents` that has any
+    /// (agents pages: runs today, for the agents a page shows).
+    async fn runs_per_agent_since(
+        &self,
+        agents: &[AgentId],
+        since: Timestamp,
+    ) -> Result<Vec<(AgentId, u64)>>;
     /// The daily cost limit of every agent with an active budget policy (the roster).
     async fn agent_cost_limits(&self) -> Result<Vec<(AgentId, mesa_domain::MicroUsd)>>;
     /// Where a run's recorded cost came from (its cost event's source), if it has one.
@@ -325,6 +331,18 @@ pub trait StatsStore: Send + Sync {
     async fn block_issue_counts(&self, block: WorkBlockId) -> Result<Vec<(IssueStatus, u64)>>;
     /// The cost, tokens and number of the runs on member issues of a work block.
     async fn block_spend(&self, block: WorkBlockId) -> Result<(mesa_domain::MicroUsd, i64, u64)>;
+    /// [`StatsStore::block_issue_counts`] of several work blocks at once, as (block, status,
+    /// count) for each pair with any (work-block list).
+    async fn blocks_issue_counts(
+        &self,
+        blocks: &[WorkBlockId],
+    ) -> Result<Vec<(WorkBlockId, IssueStatus, u64)>>;
+    /// [`StatsStore::block_spend`] of several work blocks at once, as (block, cost, tokens,
+    /// runs) for each block with any run (work-block list).
+    async fn blocks_spend(
+        &self,
+        blocks: &[WorkBlockId],
+    ) -> Result<Vec<(WorkBlockId, mesa_domain::MicroUsd, i64, u64)>>;
     /// When each (not deleted) member issue of a work block was created and, for `done` ones,
     /// completed (`updated_at` when `completed_at` is missing): the burn-up chart's data.
     async fn block_member_times(
@@ -470,6 +488,25 @@ pub trait SystemStore: Send + Sync {
 
     /// Records a delivery; `Conflict` if `(source, delivery_id)` was seen before.
     async fn record_delivery(&self, d: WebhookDelivery) -> Result<WebhookDelivery>;
+    /// Sets what became of a recorded delivery; `NotFound` if there is none with that id.
+    async fn settle_delivery(
+        &self,
+        id: mesa_domain::WebhookDeliveryId,
+        status: mesa_domain::WebhookStatus,
+        note: Option<String>,
+    ) -> Result<()>;
+    /// Removes a delivery that is still `received` (Mesa failed to process it, so the sender's
+    /// retry with the same delivery id must be processed, not answered as a duplicate). Does
+    /// nothing when there is no such delivery or it was settled.
+    async fn forget_delivery(&self, id: mesa_domain::WebhookDeliveryId) -> Result<()>;
+    /// The most recent deliveries, newest first.
+    async fn recent_deliveries(&self, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    /// Links an issue at a webhook's sender to a Mesa issue; `Conflict` if `(source, url)` is
+    /// linked already, `NotFound` if the issue does not exist.
+    async fn link_external(&self, link: mesa_domain::entity::ExternalLink) -> Result<()>;
+    /// The Mesa issue linked to `(source, url)`, if any.
+    async fn external_link(&self, source: &str, url: &str)
+    -> Result<Option<mesa_domain::IssueKey>>;
 
     /// Appends rows to the activity log in one transaction.
     async fn append_activity(&self, rows: Vec<NewActivity>) -> Result<Vec<ActivityEvent>>;
@@ -532,6 +569,7 @@ pub trait Store:
     IssueStore
     + crate::AuditStore
     + crate::EvaluationStore
+    + crate::OutboxStore
     + LabelStore
     + AgentStore
     + ArchetypeStore
@@ -551,6 +589,7 @@ impl<T> Store for T where
     T: IssueStore
         + crate::AuditStore
         + crate::EvaluationStore
+        + crate::OutboxStore
         + LabelStore
         + AgentStore
         + ArchetypeStore

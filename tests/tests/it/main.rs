@@ -2,7 +2,10 @@
 
 mod auditor;
 mod checkout_storm;
+mod discord;
 mod durability;
 mod flows;
 mod learning;
 mod simulated_org;
+mod telegram;
+mod webhooks_out;

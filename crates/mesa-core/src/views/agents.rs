@@ -8,15 +8,15 @@ use crate::error::Result;
 use crate::mesa::Mesa;
 
 impl Mesa {
-    /// How many runs each agent has had queued since the start of the current budget day
-    /// (SPEC §6.2 day boundaries); agents without any are absent.
-    pub async fn runs_today_per_agent(&self) -> Result<HashMap<AgentId, u64>> {
+    /// How many runs each of `agents` has had queued since the start of the current budget
+    /// day (SPEC §6.2 day boundaries); agents without any are absent.
+    pub async fn runs_today_per_agent(&self, agents: &[AgentId]) -> Result<HashMap<AgentId, u64>> {
         let offset = self.settings().await.budget_offset_minutes();
         let today = self.now().day_start(offset);
         Ok(self
             .inner
             .store
-            .runs_per_agent_since(today)
+            .runs_per_agent_since(agents, today)
             .await?
             .into_iter()
             .collect())

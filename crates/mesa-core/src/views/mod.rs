@@ -4,8 +4,10 @@
 mod agents;
 mod blocks;
 mod costs;
+mod counts;
 
-pub use blocks::BlockSpend;
+pub use blocks::{BlockProgress, BlockSpend};
 pub use costs::CostDays;
+pub use counts::StatusCounts;
 mod issues;
 mod knowledge;

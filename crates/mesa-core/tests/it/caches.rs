@@ -428,3 +428,48 @@ async fn the_inbox_is_fresh_after_the_scheduler_starts_a_run() {
         "after the scheduler's writes"
     );
 }
+
+#[tokio::test]
+async fn the_status_counts_are_fresh_after_a_write_through_any_path() {
+    use mesa_core::NewApproval;
+    use mesa_core::domain::{ApprovalKind, Markdown};
+
+    let p = Pair::new().await;
+    let todo = |c: &mesa_core::StatusCounts| c.issues_in(&[IssueStatus::Todo]);
+    let a = p.server.status_counts().await.unwrap();
+    let b = p.server.status_counts().await.unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "unchanged counts come from the cache");
+
+    // A core command, then another process on the same database.
+    p.server
+        .create_issue(&board(), NewIssue::titled("Counted").unwrap())
+        .await
+        .unwrap();
+    let c = p.server.status_counts().await.unwrap();
+    assert_eq!(todo(&c), todo(&a) + 1, "after a core command");
+    p.cli
+        .create_issue(&board(), NewIssue::titled("Counted too").unwrap())
+        .await
+        .unwrap();
+    let d = p.server.status_counts().await.unwrap();
+    assert_eq!(todo(&d), todo(&a) + 2, "after another process's write");
+
+    // A pending approval, and a queued run.
+    let ceo = p.server.find_agent("ceo").await.unwrap();
+    let new = NewApproval {
+        kind: ApprovalKind::Other,
+        title: Title::parse("Use a new vendor").unwrap(),
+        body: Markdown::parse("").unwrap(),
+        subject: None,
+        payload: serde_json::json!({}),
+    };
+    p.cli.request_approval(&actor_of(&ceo), new).await.unwrap();
+    let e = p.server.status_counts().await.unwrap();
+    assert_eq!(e.approvals_pending, d.approvals_pending + 1);
+    // A wake-up (merged into a queued run, or queued): the counts are the fresh ones.
+    p.cli.wake_agent(&board(), "ceo", None).await.unwrap();
+    let f = p.server.status_counts().await.unwrap();
+    assert_eq!(f.runs, p.server.run_counts().await.unwrap());
+    assert_eq!(f.issues, p.server.issue_counts().await.unwrap());
+    assert!(f.runs_in(&[mesa_core::domain::RunStatus::Queued]) >= 1);
+}

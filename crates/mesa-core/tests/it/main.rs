@@ -6,5 +6,6 @@ mod caches;
 mod engine;
 mod issues;
 mod org;
+mod outbox;
 mod support;
 mod wakes;

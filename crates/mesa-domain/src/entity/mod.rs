@@ -8,6 +8,7 @@ mod block;
 mod governance;
 mod issue;
 mod knowledge;
+mod outbox;
 mod run;
 mod system;
 
@@ -16,5 +17,6 @@ pub use block::*;
 pub use governance::*;
 pub use issue::*;
 pub use knowledge::*;
+pub use outbox::*;
 pub use run::*;
 pub use system::*;

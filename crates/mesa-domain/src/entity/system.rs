@@ -144,3 +144,17 @@ pub struct Session {
     /// Last request seen (kept to a coarse granularity).
     pub last_seen_at: Timestamp,
 }
+
+/// A link from an issue at an incoming webhook's sender (e.g. a GitHub issue's URL) to the Mesa
+/// issue created from it (SPEC §11.3), so later deliveries about it reach the same issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalLink {
+    /// The webhook source.
+    pub source: String,
+    /// The sender's URL of the issue.
+    pub url: String,
+    /// The Mesa issue.
+    pub issue_key: crate::IssueKey,
+    /// When linked.
+    pub created_at: Timestamp,
+}

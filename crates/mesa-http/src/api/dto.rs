@@ -36,6 +36,9 @@ pub struct ErrorDetail {
     /// `validation_failed`: the offending request field or parameter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `missing_header`: the request header that is missing (incoming webhooks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
     /// `duplicate`: the key of the existing issue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_key: Option<String>,

@@ -333,7 +333,7 @@ fn issue_dto(issue: &Issue, slugs: &HashMap<AgentId, Slug>) -> IssueDto {
 }
 
 /// The JSON data of an event; `None` for `run_output`.
-async fn render(mesa: &Mesa, event: &DomainEvent) -> Option<Arc<str>> {
+pub(crate) async fn render(mesa: &Mesa, event: &DomainEvent) -> Option<Arc<str>> {
     let slug_of =
         |slugs: &HashMap<AgentId, Slug>, id: AgentId| slugs.get(&id).map(ToString::to_string);
     let value = match event {

@@ -19,6 +19,8 @@ pub(crate) mod ops;
 pub mod rights;
 pub(crate) mod runs;
 pub(crate) mod usage;
+pub(crate) mod webhooks_in;
+pub(crate) mod webhooks_out;
 pub(crate) mod wiki;
 
 use axum::Router;
@@ -76,6 +78,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .nest("/api/v1", ops::routes().merge(runs::routes()))
         .nest("/api/v1", evaluation::routes())
         .nest("/api/v1", events::routes())
+        .nest("/api/v1", webhooks_in::routes())
+        .nest("/api/v1", webhooks_out::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     declare_errors(&mut doc);

@@ -4,8 +4,8 @@
 //! middleware `enforce` runs before every `/api/v1` handler:
 //!
 //! 1. it finds the route's entry (by axum's matched route template and the method);
-//! 2. unless the route is [`Access::Public`], it authenticates the bearer token once (401
-//!    `unauthenticated` / `invalid_token`) and stores the [`Principal`] in the request's
+//! 2. unless the route is [`Access::Public`] or [`Access::Signed`], it authenticates the
+//!    bearer token once (401 `unauthenticated` / `invalid_token`) and stores the [`Principal`] in the request's
 //!    extensions, where the [`Auth`] extractor finds it;
 //! 3. it applies the rate limit of agent tokens (setting `rate_limit_per_minute`, default
 //!    6,000, 0 = off; never the board): 429 `rate_limited` with `Retry-After`;
@@ -41,6 +41,9 @@ use super::extract::Auth;
 pub enum Access {
     /// Anyone, without a token.
     Public,
+    /// No bearer token: the handler authenticates the request by its HMAC signature (incoming
+    /// webhooks, SPEC §11.3) and answers 401 `bad_signature` itself.
+    Signed,
     /// The board and every agent (run and agent keys).
     AnyPrincipal,
     /// The board and agents, but agents only on their own things (their wiki pages, approvals
@@ -60,7 +63,7 @@ pub enum Access {
     OwnStrict,
 }
 
-use Access::{AgentOnly, AnyPrincipal, BoardOnly, CeoOrBoard, Own, OwnStrict};
+use Access::{AgentOnly, AnyPrincipal, BoardOnly, CeoOrBoard, Own, OwnStrict, Signed};
 
 /// Every API route (method, template as in `/api/openapi.json`) and who may call it. A route
 /// missing here fails CI (the rights test compares this table with the OpenAPI document).
@@ -190,6 +193,27 @@ pub const RIGHTS: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/v1/audits", BoardOnly),
     // events (SSE, SPEC §9.4: board tokens)
     (Method::GET, "/api/v1/events", BoardOnly),
+    // incoming webhooks (SPEC §11.3: HMAC-signed, no bearer token)
+    (Method::POST, "/api/v1/webhooks/{source}/issues", Signed),
+    (Method::POST, "/api/v1/webhooks/{source}/comments", Signed),
+    // outgoing webhooks and the delivery log (SPEC §11.2)
+    (Method::GET, "/api/v1/outgoing-webhooks", BoardOnly),
+    (Method::POST, "/api/v1/outgoing-webhooks", BoardOnly),
+    (Method::GET, "/api/v1/outgoing-webhooks/{id}", BoardOnly),
+    (Method::PATCH, "/api/v1/outgoing-webhooks/{id}", BoardOnly),
+    (Method::DELETE, "/api/v1/outgoing-webhooks/{id}", BoardOnly),
+    (
+        Method::GET,
+        "/api/v1/outgoing-webhooks/{id}/deliveries",
+        BoardOnly,
+    ),
+    (
+        Method::POST,
+        "/api/v1/outgoing-webhooks/{id}/test",
+        BoardOnly,
+    ),
+    (Method::GET, "/api/v1/outbox", BoardOnly),
+    (Method::GET, "/api/v1/outbox/{id}", BoardOnly),
 ];
 
 /// The access level of `method` on the route `template`, if the table has it (`HEAD` is
@@ -255,7 +279,7 @@ async fn check(guard: &Guard, req: Request, next: Next) -> Result<Response, Resp
         .as_deref()
         .and_then(|t| access_of(&method, t))
         .unwrap_or(AnyPrincipal);
-    if access == Access::Public {
+    if matches!(access, Access::Public | Access::Signed) {
         return Ok(next.run(req).await);
     }
     let (mut parts, body) = req.into_parts();

@@ -12,8 +12,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use mesa_core::domain::{Actor, ApprovalStatus, IssueStatus, RunStatus};
-use mesa_core::store::PageRequest;
+use mesa_core::domain::{Actor, IssueStatus, RunStatus};
 use mesa_core::{Mesa, SessionUser};
 use minijinja::Value;
 use minijinja::context;
@@ -95,38 +94,18 @@ pub(crate) fn board_name(actor: &Actor) -> String {
     }
 }
 
-/// The sidebar's counts: open issues, issues in review, pending approvals, runs in flight.
+/// The sidebar's counts: open issues, issues in review, pending approvals, runs in flight (from
+/// the core's read cache while nothing was committed since they were counted).
 async fn nav_counts(mesa: &Mesa) -> Result<Value, UiError> {
-    let issues = mesa.issue_counts().await?;
-    let count = |wanted: &[IssueStatus]| -> u64 {
-        issues
-            .iter()
-            .filter(|(s, _)| wanted.contains(s))
-            .map(|(_, n)| n)
-            .sum()
-    };
-    let runs = mesa.run_counts().await?;
-    let runs_active: u64 = runs
-        .iter()
-        .filter(|(s, _)| matches!(s, RunStatus::Running | RunStatus::Queued))
-        .map(|(_, n)| n)
-        .sum();
-    let approvals = mesa
-        .approvals(
-            Some(ApprovalStatus::Pending),
-            &PageRequest::new(Some(500), None),
-        )
-        .await?
-        .items
-        .len();
+    let counts = mesa.status_counts().await?;
     Ok(context! {
-        issues_open => count(&[
+        issues_open => counts.issues_in(&[
             IssueStatus::Todo, IssueStatus::InProgress, IssueStatus::Blocked,
             IssueStatus::InReview, IssueStatus::BoardReview,
         ]),
-        in_review => count(&[IssueStatus::InReview, IssueStatus::BoardReview]),
-        approvals_pending => approvals,
-        runs_active => runs_active,
+        in_review => counts.issues_in(&[IssueStatus::InReview, IssueStatus::BoardReview]),
+        approvals_pending => counts.approvals_pending,
+        runs_active => counts.runs_in(&[RunStatus::Running, RunStatus::Queued]),
     })
 }
 

@@ -68,6 +68,10 @@ struct Case {
     code: Option<&'static str>,
     /// Values to save from the response body: (name, JSON pointer).
     save: Vec<(&'static str, &'static str)>,
+    /// Extra request headers.
+    headers: Vec<(&'static str, String)>,
+    /// Sign the body with this secret (`X-Mesa-Signature-256`, incoming webhooks).
+    sign_with: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +92,8 @@ fn req(who: Who, line: &str) -> Case {
         status: 0,
         code: None,
         save: Vec::new(),
+        headers: Vec::new(),
+        sign_with: None,
     }
 }
 
@@ -104,6 +110,17 @@ impl Case {
 
     fn if_match(mut self, version: &'static str) -> Self {
         self.if_match = Some(version);
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    /// Signs the body (as sent, after `$name` substitution) with `secret`.
+    fn signed(mut self, secret: &'static str) -> Self {
+        self.sign_with = Some(secret);
         self
     }
 
@@ -818,7 +835,181 @@ fn cases() -> Vec<Case> {
         req(Board, "POST /api/v1/audits")
             .json(json!({"focus": "Review rejections."}))
             .ok(201),
+        // Outgoing webhooks and the delivery log (SPEC §11.2).
+        req(Board, "POST /api/v1/outgoing-webhooks")
+            .json(json!({"url": "http://127.0.0.1:9/hook", "secret": "s3cret",
+                         "events": ["issue_created"]}))
+            .save("hook", "/id")
+            .ok(201),
+        req(Engineer, "POST /api/v1/outgoing-webhooks")
+            .json(json!({"url": "http://127.0.0.1:9/hook", "secret": "s"}))
+            .fails(403, "forbidden"),
+        req(Board, "POST /api/v1/outgoing-webhooks")
+            .json(json!({"url": "ftp://nowhere", "secret": "s"}))
+            .fails(422, "validation_failed"),
+        req(Board, "GET /api/v1/outgoing-webhooks").ok(200),
+        req(Engineer, "GET /api/v1/outgoing-webhooks").fails(403, "forbidden"),
+        req(Board, "GET /api/v1/outgoing-webhooks/$hook").ok(200),
+        req(Engineer, "GET /api/v1/outgoing-webhooks/$hook").fails(403, "forbidden"),
+        req(Board, &format!("GET /api/v1/outgoing-webhooks/{NO_ID}")).fails(404, "not_found"),
+        req(Board, "PATCH /api/v1/outgoing-webhooks/$hook")
+            .json(json!({"active": false}))
+            .ok(200),
+        req(Engineer, "PATCH /api/v1/outgoing-webhooks/$hook")
+            .json(json!({"active": true}))
+            .fails(403, "forbidden"),
+        req(Board, &format!("PATCH /api/v1/outgoing-webhooks/{NO_ID}"))
+            .json(json!({"active": true}))
+            .fails(404, "not_found"),
+        req(Board, "PATCH /api/v1/outgoing-webhooks/$hook")
+            .json(json!({"events": ["run_output"]}))
+            .fails(422, "validation_failed"),
+        req(Board, "POST /api/v1/outgoing-webhooks/$hook/test")
+            .save("delivery", "/id")
+            .ok(202),
+        req(Engineer, "POST /api/v1/outgoing-webhooks/$hook/test").fails(403, "forbidden"),
+        req(
+            Board,
+            &format!("POST /api/v1/outgoing-webhooks/{NO_ID}/test"),
+        )
+        .fails(404, "not_found"),
+        req(Board, "GET /api/v1/outgoing-webhooks/$hook/deliveries").ok(200),
+        req(Engineer, "GET /api/v1/outgoing-webhooks/$hook/deliveries").fails(403, "forbidden"),
+        req(
+            Board,
+            &format!("GET /api/v1/outgoing-webhooks/{NO_ID}/deliveries"),
+        )
+        .fails(404, "not_found"),
+        req(
+            Board,
+            "GET /api/v1/outgoing-webhooks/$hook/deliveries?status=lost",
+        )
+        .fails(422, "validation_failed"),
+        req(Board, "GET /api/v1/outbox?channel=discord&status=pending").ok(200),
+        req(Engineer, "GET /api/v1/outbox").fails(403, "forbidden"),
+        req(Board, "GET /api/v1/outbox?status=lost").fails(422, "validation_failed"),
+        req(Board, "GET /api/v1/outbox/$delivery").ok(200),
+        req(Engineer, "GET /api/v1/outbox/$delivery").fails(403, "forbidden"),
+        req(Board, &format!("GET /api/v1/outbox/{NO_ID}")).fails(404, "not_found"),
+        req(Engineer, "DELETE /api/v1/outgoing-webhooks/$hook").fails(403, "forbidden"),
+        req(Board, "DELETE /api/v1/outgoing-webhooks/$hook").ok(204),
+        req(Board, "DELETE /api/v1/outgoing-webhooks/$hook").fails(404, "not_found"),
     ]
+}
+
+/// Incoming webhooks (SPEC §11.3): signed with the source's secret instead of a bearer token.
+fn incoming_webhook_cases() -> Vec<Case> {
+    use Who::{Board, Nobody};
+    const SECRET: &str = "conformance-secret";
+    const ISSUES: &str = "POST /api/v1/webhooks/conf/issues";
+    const COMMENTS: &str = "POST /api/v1/webhooks/conf/comments";
+    let big = json!({"title": "x".repeat(1024 * 1024)});
+    let ignored = json!({"action": "closed", "issue": {}});
+    let mut rows = Vec::new();
+    rows.push(
+        req(Board, "PATCH /api/v1/settings")
+            .json(json!({"webhook_secret_conf": SECRET, "webhook_rate_limit_per_minute": "1000"}))
+            .ok(200),
+    );
+    for (route, ok) in [(ISSUES, "issue"), (COMMENTS, "comment")] {
+        let unknown = route.replace("/conf/", "/nosuch/");
+        let d = |n: u32| format!("{ok}-{n}");
+        let good = if ok == "issue" {
+            json!({"title": "Conformance webhook issue"})
+        } else {
+            json!({"issue_key": "$hooked", "body": "From the sender"})
+        };
+        let invalid = if ok == "issue" {
+            json!({"titel": "typo"})
+        } else {
+            json!({"issue_key": "$hooked"})
+        };
+        rows.extend([
+            req(Nobody, &unknown)
+                .json(good.clone())
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(0))
+                .fails(404, "not_found"),
+            req(Nobody, route)
+                .json(good.clone())
+                .header("X-Mesa-Delivery", &d(0))
+                .fails(401, "bad_signature"),
+            req(Nobody, route)
+                .json(good.clone())
+                .signed("not-the-secret")
+                .header("X-Mesa-Delivery", &d(0))
+                .fails(401, "bad_signature"),
+            req(Nobody, route)
+                .json(good.clone())
+                .signed(SECRET)
+                .fails(400, "missing_header"),
+            req(Nobody, route)
+                .json(good.clone())
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(1))
+                .save("hooked", "/issue_key")
+                .ok(201),
+            req(Nobody, route)
+                .json(good.clone())
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(1))
+                .ok(200),
+            req(Nobody, route)
+                .raw("{oops")
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(2))
+                .fails(400, "malformed_json"),
+            req(Nobody, route)
+                .json(invalid)
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(3))
+                .fails(422, "validation_failed"),
+            req(Nobody, route)
+                .json(big.clone())
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(4))
+                .fails(413, "payload_too_large"),
+            req(Nobody, route)
+                .json(ignored.clone())
+                .signed(SECRET)
+                .header("X-Mesa-Delivery", &d(5))
+                .header("X-GitHub-Event", "issues")
+                .ok(202),
+        ]);
+    }
+    rows.extend([
+        // The same title as an open issue.
+        req(Nobody, ISSUES)
+            .json(json!({"title": "Conformance webhook issue"}))
+            .signed(SECRET)
+            .header("X-Mesa-Delivery", "issue-6")
+            .fails(409, "duplicate"),
+        req(Nobody, COMMENTS)
+            .json(json!({"issue_key": "MESA-99999", "body": "Nobody home"}))
+            .signed(SECRET)
+            .header("X-Mesa-Delivery", "comment-6")
+            .fails(404, "not_found"),
+        // One delivery a minute: the bucket holds one; the next is limited.
+        req(Board, "PATCH /api/v1/settings")
+            .json(json!({"webhook_rate_limit_per_minute": "1"}))
+            .ok(200),
+        req(Nobody, ISSUES)
+            .json(json!({"title": "Conformance webhook issue"}))
+            .signed(SECRET)
+            .header("X-Mesa-Delivery", "issue-1")
+            .ok(200),
+        req(Nobody, ISSUES)
+            .json(json!({"title": "Conformance webhook issue"}))
+            .signed(SECRET)
+            .header("X-Mesa-Delivery", "issue-1")
+            .fails(429, "rate_limited"),
+        req(Nobody, COMMENTS)
+            .json(json!({"issue_key": "$hooked", "body": "From the sender"}))
+            .signed(SECRET)
+            .header("X-Mesa-Delivery", "comment-1")
+            .fails(429, "rate_limited"),
+    ]);
+    rows
 }
 
 /// A `POST /agents` body.
@@ -1203,10 +1394,18 @@ impl Harness {
         if let Some(v) = case.if_match {
             headers.push(("If-Match", format!("\"{v}\"")));
         }
+        headers.extend(case.headers.iter().cloned());
         let body = case.body.as_ref().map(|b| match b {
             Body::Json(v) => fill_json(v, &self.saved).to_string(),
             Body::Raw(text) => (*text).to_owned(),
         });
+        if let Some(secret) = case.sign_with {
+            let signed = body.as_deref().unwrap_or_default().as_bytes();
+            headers.push((
+                "X-Mesa-Signature-256",
+                mesa_http::integrations::incoming::sign(secret.as_bytes(), signed),
+            ));
+        }
         let reply = send(self.addr, case.method, &path, &headers, body.as_deref()).await;
         self.seen
             .entry((case.method.to_owned(), template.clone()))
@@ -1318,11 +1517,14 @@ async fn every_operation_answers_as_the_openapi_document_says() {
         failures: Vec::new(),
     };
     // Every operation refuses a missing token and an unknown one, before anything else.
+    // Signed routes (incoming webhooks) take no token at all: their rows are in
+    // `incoming_webhook_cases`.
     let operations: Vec<(String, String)> = harness
         .doc
         .operations()
         .into_iter()
         .filter(|(m, t)| !EXCLUDED.iter().any(|(em, et, _)| em == m && et == t))
+        .filter(|(m, t)| access_of(&m.parse().unwrap(), t) != Some(Access::Signed))
         .collect();
     for (method, template) in &operations {
         let method = method_name(method);
@@ -1339,7 +1541,7 @@ async fn every_operation_answers_as_the_openapi_document_says() {
         }
     }
 
-    for case in cases() {
+    for case in cases().into_iter().chain(incoming_webhook_cases()) {
         harness.call(&case).await;
     }
 

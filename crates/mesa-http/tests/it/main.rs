@@ -13,3 +13,4 @@ mod rights;
 mod runs;
 mod support;
 mod ui;
+mod webhooks_in;

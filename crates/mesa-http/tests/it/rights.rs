@@ -243,6 +243,8 @@ fn expected(access: Access, kind: Kind) -> Option<(StatusCode, &'static str)> {
     let forbidden = Some((StatusCode::FORBIDDEN, "forbidden"));
     match (kind, access) {
         (_, Access::Public) => None,
+        // HMAC-signed routes: no bearer token (not even the board's) replaces the signature.
+        (_, Access::Signed) => Some((StatusCode::UNAUTHORIZED, "bad_signature")),
         (Kind::Missing, _) => Some((StatusCode::UNAUTHORIZED, "unauthenticated")),
         (Kind::Invalid, _) => Some((StatusCode::UNAUTHORIZED, "invalid_token")),
         (Kind::Board, Access::AgentOnly) => forbidden,
@@ -469,6 +471,41 @@ impl Fixtures<'_> {
                     j["id"].as_str().unwrap().to_owned()
                 }
                 ("runs", "{id}") => run_of(self.app, OWNER, false).await.to_string(),
+                ("outgoing-webhooks", "{id}") => {
+                    let j = self
+                        .board(
+                            Method::POST,
+                            "/api/v1/outgoing-webhooks",
+                            json!({"url": "http://127.0.0.1:9/matrix", "secret": format!("s{n}")}),
+                        )
+                        .await;
+                    j["id"].as_str().unwrap().to_owned()
+                }
+                ("outbox", "{id}") => {
+                    let hook = self
+                        .board(
+                            Method::POST,
+                            "/api/v1/outgoing-webhooks",
+                            json!({"url": "http://127.0.0.1:9/matrix", "secret": format!("s{n}")}),
+                        )
+                        .await;
+                    let path = format!(
+                        "/api/v1/outgoing-webhooks/{}/test",
+                        hook["id"].as_str().unwrap()
+                    );
+                    let j = self.board(Method::POST, &path, json!({})).await;
+                    j["id"].as_str().unwrap().to_owned()
+                }
+                ("webhooks", "{source}") => {
+                    // A configured source: only a valid signature gets past 401.
+                    self.board(
+                        Method::PATCH,
+                        "/api/v1/settings",
+                        json!({"webhook_secret_matrix": "matrix-secret"}),
+                    )
+                    .await;
+                    "matrix".to_owned()
+                }
                 (p, s) => panic!(
                     "no fixture for {s} after /{p}/ in {template}: add one to the rights test"
                 ),

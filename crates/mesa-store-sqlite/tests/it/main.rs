@@ -10,6 +10,8 @@ mod dashboard_lists;
 mod evaluation;
 mod fast_paths;
 mod learning;
+mod outbox;
+mod search_plan;
 mod similar;
 mod sqlite;
 mod stats_agents;

@@ -48,17 +48,23 @@ async fn runs_are_counted_per_agent_from_the_given_time() {
     }
     let mut got = db
         .store
-        .runs_per_agent_since(Timestamp::from_millis(since))
+        .runs_per_agent_since(&[a, b], Timestamp::from_millis(since))
         .await
         .unwrap();
     got.sort_by_key(|(id, _)| *id == b);
     assert_eq!(got, vec![(a, 2), (b, 1)]);
     let none = db
         .store
-        .runs_per_agent_since(Timestamp::from_millis(since + 100))
+        .runs_per_agent_since(&[a, b], Timestamp::from_millis(since + 100))
         .await
         .unwrap();
     assert!(none.is_empty());
+    let only_b = db
+        .store
+        .runs_per_agent_since(&[b], Timestamp::from_millis(since))
+        .await
+        .unwrap();
+    assert_eq!(only_b, vec![(b, 1)], "only the agents asked about");
 }
 
 #[tokio::test(flavor = "multi_thread")]

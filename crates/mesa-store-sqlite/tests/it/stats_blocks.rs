@@ -1,4 +1,4 @@
-//! `StatsStore::block_issue_counts` on a real SQLite file.
+//! `StatsStore::block_issue_counts`, `block_spend` and their batch forms on a real SQLite file.
 
 use mesa_domain::entity::WorkBlock;
 use mesa_domain::{IssueStatus, Markdown, Timestamp, Title, Version, WorkBlockId, WorkBlockStatus};
@@ -116,6 +116,56 @@ async fn member_issues_are_counted_per_status_of_one_block_only() {
         (cost.0, tokens, runs),
         (1_500_000, 15, 1),
         "only the runs of its members"
+    );
+    // A run that used nothing (a queued wake-up) counts as a run and adds nothing.
+    db.store
+        .enqueue_run(NewRunRecord {
+            id: RunId::from_uuid(uuid::Uuid::now_v7()),
+            agent_id: db.agents[0],
+            issue_key: Some(keys[1].clone()),
+            mode: RunMode::Task,
+            trigger: RunTrigger::Manual,
+            runner: RunnerKind::Noop,
+            model: String::new(),
+            priority: 0,
+            not_before: None,
+            queued_at: when,
+            activity: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let (cost, tokens, runs) = db.store.block_spend(mine.id).await.unwrap();
+    assert_eq!((cost.0, tokens, runs), (1_500_000, 15, 2));
+    // The list's batch forms agree with the one-block ones, several blocks at once; a block
+    // with neither members nor runs is absent.
+    let empty = WorkBlockId::from_uuid(uuid::Uuid::now_v7());
+    let by_block = |id: WorkBlockId| (id != mine.id, id.to_string());
+    let mut counts = db
+        .store
+        .blocks_issue_counts(&[mine.id, other.id, empty])
+        .await
+        .unwrap();
+    counts.sort_by_key(|(b, s, _)| (by_block(*b), s.as_str()));
+    assert_eq!(
+        counts,
+        vec![
+            (mine.id, IssueStatus::Done, 1),
+            (mine.id, IssueStatus::Todo, 1),
+            (other.id, IssueStatus::Todo, 1),
+        ]
+    );
+    let mut spend: Vec<_> = db
+        .store
+        .blocks_spend(&[mine.id, other.id, empty])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(b, cost, tokens, runs)| (b, cost.0, tokens, runs))
+        .collect();
+    spend.sort_by_key(|(b, ..)| by_block(*b));
+    assert_eq!(
+        spend,
+        vec![(mine.id, 1_500_000, 15, 2), (other.id, 1_500_000, 15, 1)]
     );
     let times = db.store.block_member_times(mine.id).await.unwrap();
     assert_eq!(times.len(), 2, "the deleted member is left out");

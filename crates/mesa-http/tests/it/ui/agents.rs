@@ -376,3 +376,87 @@ async fn hiring_an_agent_creates_it_and_a_bad_form_is_422_and_writes_nothing() {
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(again.body.contains("already exists"));
 }
+
+/// Hires `n` workers reporting to the founding engineer (two levels under the CEO).
+async fn hire_workers(app: &TestApp, n: usize) {
+    use mesa_core::NewAgent;
+    use mesa_core::domain::entity::AgentConfig;
+    use mesa_core::domain::{Name, RunnerKind, Slug};
+
+    let lead = app.mesa.find_agent("founding-engineer").await.unwrap();
+    for i in 0..n {
+        let mut config = AgentConfig::new(
+            Name::parse(&format!("Worker {i:03}")).unwrap(),
+            Slug::parse("fullstack").unwrap(),
+            RunnerKind::Noop,
+            app.mesa.config().workspace.clone(),
+        );
+        config.reports_to = Some(lead.id);
+        let new = NewAgent {
+            slug: Slug::parse(&format!("w-{i:03}")).unwrap(),
+            config,
+        };
+        app.mesa.create_agent(&board(), new).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_large_org_shows_its_top_levels_and_pages_its_roster() {
+    let app = TestApp::new().await;
+    hire_workers(&app, 120).await;
+    let total = app.mesa.agents().await.unwrap().len();
+    assert!(total > 120);
+    let b = login(&app).await;
+    let main = main_of(&b.get("/agents").await.body);
+
+    // The org chart: the CEO and its reports; the founding engineer's 120 reports open on
+    // demand (or, without JavaScript, in the roster).
+    let chart =
+        &main[main.find("<ul class=\"org\">").unwrap()..main.find("id=\"h-roster\"").unwrap()];
+    assert!(chart.contains("href=\"/agents/founding-engineer\""));
+    assert!(!chart.contains("href=\"/agents/w-000\""), "collapsed");
+    assert!(chart.contains("hx-get=\"/agents/org/founding-engineer\""));
+    assert!(chart.contains("<summary>120 reports</summary>"));
+    assert!(
+        chart.contains("href=\"/agents?reports_to=founding-engineer#h-roster\""),
+        "{chart}"
+    );
+
+    // The roster, 50 at a time.
+    assert!(main.contains(&format!("Agents 1–50 of {total}")), "{main}");
+    assert!(main.contains("href=\"/agents?page=2#h-roster\""));
+    assert_eq!(
+        main.matches("<tr>").count(),
+        50 + 1,
+        "a page and the header"
+    );
+    let last = (total - 1) / 50 + 1;
+    let page = main_of(&b.get(&format!("/agents?page={last}")).await.body);
+    assert!(page.contains(&format!("of {total}")));
+    assert!(!page.contains("rel=\"next\""), "the last page");
+    assert!(page.contains(&format!("href=\"/agents?page={}#h-roster\"", last - 1)));
+
+    // The reports of one manager, and the fragment that opens them in the chart.
+    let theirs = main_of(&b.get("/agents?reports_to=founding-engineer").await.body);
+    assert!(theirs.contains("Agents 1–50 of 120"));
+    assert!(theirs.contains("href=\"/agents?page=2&amp;reports_to=founding-engineer#h-roster\""));
+    let fragment = b.get_htmx("/agents/org/founding-engineer").await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert_eq!(fragment.body.matches("class=\"org-node\"").count(), 120);
+    assert!(fragment.body.contains("href=\"/agents/w-119\""));
+    assert_eq!(
+        b.get_htmx("/agents/org/nobody").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The dashboard lists a few agents and links to the rest.
+    let home = main_of(&b.get("/").await.body);
+    let agents =
+        &home[home.find("id=\"h-agents\"").unwrap()..home.find("id=\"h-budget\"").unwrap()];
+    assert_eq!(agents.matches("<li class=\"row\">").count(), 10);
+    assert!(agents.contains(&format!("All {total} agents")));
+    assert!(
+        agents.contains(&format!("0 running · {total} idle")),
+        "{agents}"
+    );
+}

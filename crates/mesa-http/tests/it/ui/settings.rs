@@ -132,7 +132,7 @@ async fn secrets_are_write_only_on_every_page() {
             "/settings/integrations",
             &[
                 ("telegram_bot_token", secret),
-                ("telegram_chat_id", "-1001"),
+                ("telegram_chat_ids", "-1001"),
                 ("discord_webhook_url", ""),
                 ("github_token", ""),
             ],
@@ -141,7 +141,7 @@ async fn secrets_are_write_only_on_every_page() {
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
     let s = app.mesa.settings().await;
     assert_eq!(s.get("telegram_bot_token"), Some(secret));
-    assert_eq!(s.get("telegram_chat_id"), Some("-1001"));
+    assert_eq!(s.get("telegram_chat_ids"), Some("-1001"));
     assert!(s.get("github_token").is_none(), "empty secret left alone");
 
     for path in ["/settings", "/activity", "/", "/costs"] {
@@ -160,7 +160,7 @@ async fn secrets_are_write_only_on_every_page() {
     browser
         .post(
             "/settings/integrations",
-            &[("telegram_bot_token", ""), ("telegram_chat_id", "-1002")],
+            &[("telegram_bot_token", ""), ("telegram_chat_ids", "-1002")],
         )
         .await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Dashboard pages: agents (SPEC §10 "Agents", "Agent detail"; §4.1 org chart; §6, §7).
 //!
-//! `GET /agents` shows the org chart and the roster with the scheduler switch; `GET
+//! `GET /agents` shows the org chart (a large one by its top levels, `GET /agents/org/{slug}`
+//! opening an agent's reports) and a page of the roster with the scheduler switch; `GET
 //! /agents/new` and `POST /agents` hire an agent; `GET
 //! /agents/{slug}` one agent in tabs (overview, configuration, revisions, runs, reflections,
 //! keys) with its actions. Every action is a plain form post that answers 303 back to the page
@@ -20,6 +21,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/agents", get(list::page).post(hire::create))
         .route("/agents/new", get(hire::page))
         .route("/agents/scheduler", post(list::scheduler))
+        .route("/agents/org/{slug}", get(list::org_reports))
         .route("/agents/{slug}", get(detail::page))
         .route("/agents/{slug}/config", post(detail::save_config))
         .route("/agents/{slug}/rollback", post(detail::rollback))

@@ -18,7 +18,7 @@ use mesa_core::domain::entity::WorkBlock;
 use mesa_core::domain::{
     ApexBlockId, IssueStatus, Markdown, Title, ValidationError, WorkBlockStatus,
 };
-use mesa_core::{CoreError, ErrorKind, Mesa, NewWorkBlock, SessionUser};
+use mesa_core::{BlockProgress, CoreError, ErrorKind, Mesa, NewWorkBlock, SessionUser};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -148,28 +148,29 @@ pub(super) async fn apex_choices(
 }
 
 /// Progress and spend of one block, for the list.
-async fn row(
-    mesa: &Mesa,
+fn row(
     b: &WorkBlock,
+    progress: Option<&BlockProgress>,
     apex: &HashMap<String, String>,
-) -> Result<serde_json::Value, UiError> {
-    let counts = mesa.work_block_issue_counts(b.id).await?;
-    let planned: u64 = counts.iter().map(|(_, n)| n).sum();
-    let done: u64 = counts
+) -> serde_json::Value {
+    let none = BlockProgress::default();
+    let progress = progress.unwrap_or(&none);
+    let planned: u64 = progress.counts.iter().map(|(_, n)| n).sum();
+    let done: u64 = progress
+        .counts
         .iter()
         .filter(|(s, _)| *s == IssueStatus::Done)
         .map(|(_, n)| n)
         .sum();
-    let spend = mesa.work_block_spend(b.id).await?;
     let apex_id = b.apex_block_id.map(|a| a.to_string());
-    Ok(json!({
+    json!({
         "block": WorkBlockDto::from(b),
         "planned": planned,
         "done": done,
-        "cost_usd": spend.cost.as_usd(),
-        "tokens": spend.tokens,
+        "cost_usd": progress.spend.cost.as_usd(),
+        "tokens": progress.spend.tokens,
         "apex_title": apex_id.as_ref().and_then(|a| apex.get(a)),
-    }))
+    })
 }
 
 async fn render_list(
@@ -198,10 +199,13 @@ async fn render_list(
         .min(blocks.len());
     let end = (start + PAGE).min(blocks.len());
     let (apex_options, apex) = apex_choices(mesa).await?;
-    let mut rows = Vec::with_capacity(end - start);
-    for b in &blocks[start..end] {
-        rows.push(row(mesa, b, &apex).await?);
-    }
+    let shown = &blocks[start..end];
+    let ids: Vec<_> = shown.iter().map(|b| b.id).collect();
+    let progress = mesa.work_blocks_progress(&ids).await?;
+    let rows: Vec<_> = shown
+        .iter()
+        .map(|b| row(b, progress.get(&b.id), &apex))
+        .collect();
     let status_text = status.map(|s| s.as_str().to_owned()).unwrap_or_default();
     let next_url = (end < blocks.len()).then(|| {
         if status_text.is_empty() {

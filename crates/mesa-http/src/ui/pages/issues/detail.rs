@@ -207,6 +207,11 @@ async fn detail_context(
         .branch
         .clone()
         .unwrap_or_else(|| format!("mesa/{}", issue.key));
+    // The GitHub panel (SPEC §11.4) loads itself after the page; only shown when configured.
+    let github_pr = mesa
+        .setting_value("github_repo")
+        .await
+        .is_some_and(|r| !r.is_empty());
     Ok(context! {
         issue => view(&issue),
         parent => view(&parent),
@@ -221,6 +226,7 @@ async fn detail_context(
         label_names => view(&label_names),
         block_title => block_title,
         branch => branch,
+        github_pr => github_pr,
     })
 }
 

@@ -3,6 +3,7 @@
 //! - [`list`]: `GET /issues` (list and `?view=board`), `POST /issues/bulk`.
 //! - [`create`]: `GET /issues/new`, `POST /issues` (also the command palette's target).
 //! - [`detail`]: `GET /issues/{key}`, edit in place, comments and the board's §2 actions.
+//! - [`pull_request`]: `GET /issues/{key}/pull-request`, the GitHub panel (SPEC §11.4).
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ use crate::ui::error::UiError;
 mod create;
 mod detail;
 mod list;
+mod pull_request;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -30,6 +32,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/issues/{key}/edit", get(detail::edit))
         .route("/issues/{key}/comments", post(detail::comment))
         .route("/issues/{key}/action", post(detail::action))
+        .route(
+            "/issues/{key}/pull-request",
+            get(pull_request::fragment).layer(axum::Extension(std::sync::Arc::new(
+                crate::integrations::github::GithubClient::default(),
+            ))),
+        )
 }
 
 /// Statuses that have a board column, in workflow order.

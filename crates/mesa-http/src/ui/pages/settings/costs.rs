@@ -23,8 +23,10 @@ use crate::ui::{Ui, view};
 
 /// Days in the chart and the agent table's longest column.
 const WINDOW_DAYS: u32 = 30;
-/// Work blocks listed (each costs one aggregate query).
+/// Work blocks listed.
 const MAX_BLOCKS: usize = 50;
+/// Agents listed, those that spent most first.
+const MAX_AGENTS: usize = 50;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/costs", get(page))
@@ -102,12 +104,18 @@ async fn page(
         .collect();
     let month_usd: f64 = bars.iter().map(|(_, v)| v).sum();
     let chart = bar_chart("Spend per day, last 30 days", &bars, Unit::Usd);
-    let agents = per_agent(&days, &slugs(&mesa).await?);
+    let mut agents = per_agent(&days, &slugs(&mesa).await?);
+    let agents_more = agents.len().saturating_sub(MAX_AGENTS);
+    agents.truncate(MAX_AGENTS);
 
     let mut blocks = Vec::new();
     let mut per_apex: HashMap<ApexBlockId, (f64, i64)> = HashMap::new();
-    for b in mesa.work_blocks(None).await?.iter().take(MAX_BLOCKS) {
-        let spend = mesa.work_block_spend(b.id).await?;
+    let listed = mesa.work_blocks(None).await?;
+    let listed = &listed[..listed.len().min(MAX_BLOCKS)];
+    let ids: Vec<_> = listed.iter().map(|b| b.id).collect();
+    let progress = mesa.work_blocks_progress(&ids).await?;
+    for b in listed {
+        let spend = progress.get(&b.id).map(|p| p.spend).unwrap_or_default();
         let (cost, tokens) = (spend.cost, spend.tokens);
         if let Some(apex) = b.apex_block_id {
             let e = per_apex.entry(apex).or_default();
@@ -152,6 +160,7 @@ async fn page(
         chart => chart,
         month_usd => month_usd,
         agents => view(&agents),
+        agents_more => agents_more,
         blocks => view(&blocks),
         apex => apex,
     };

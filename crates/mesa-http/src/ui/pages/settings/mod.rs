@@ -6,8 +6,14 @@ use axum::Router;
 use crate::AppState;
 
 mod costs;
+mod incoming;
+mod outgoing;
 mod page;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().merge(page::routes()).merge(costs::routes())
+    Router::new()
+        .merge(page::routes())
+        .merge(costs::routes())
+        .merge(incoming::routes())
+        .merge(outgoing::routes())
 }

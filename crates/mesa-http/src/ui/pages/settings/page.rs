@@ -25,9 +25,34 @@ use crate::ui::{Ui, view};
 /// says whether one is set, never what it is.
 const INTEGRATIONS: &[(&str, &str, bool)] = &[
     ("telegram_bot_token", "Telegram bot token", true),
-    ("telegram_chat_id", "Telegram allowed chat id", false),
+    (
+        "telegram_chat_ids",
+        "Telegram chats (ids, comma-separated; notifications go there, commands obeyed there)",
+        false,
+    ),
+    (
+        "telegram_user_ids",
+        "Telegram users obeyed (numeric ids or @usernames, comma-separated)",
+        false,
+    ),
+    (
+        "telegram_base_url",
+        "Telegram Bot API URL (empty: https://api.telegram.org)",
+        false,
+    ),
     ("discord_webhook_url", "Discord webhook URL", true),
+    (
+        "notify_daily_hour",
+        "Daily summary hour (0-23, budget time zone; empty: none)",
+        false,
+    ),
     ("github_token", "GitHub token", true),
+    ("github_repo", "GitHub repository (owner/name)", false),
+    (
+        "github_api_url",
+        "GitHub API URL (empty: https://api.github.com)",
+        false,
+    ),
 ];
 
 /// Instance settings shown in the Instance form: `(key, label, help)`.
