@@ -16,4 +16,5 @@ mod similar;
 mod sqlite;
 mod stats_agents;
 mod stats_blocks;
+mod status_counts;
 mod support;

@@ -56,6 +56,22 @@ impl Client {
         self.send("POST", path, Some(form))
     }
 
+    /// `PATCH path` with a JSON body and a bearer token (an API write; no session cookie).
+    pub(crate) fn patch_json(
+        &mut self,
+        path: &str,
+        token: &str,
+        json: &str,
+    ) -> anyhow::Result<Response> {
+        let request = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            self.address,
+            json.len()
+        );
+        self.exchange(&request)
+    }
+
     fn send(&mut self, method: &str, path: &str, form: Option<&str>) -> anyhow::Result<Response> {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.address);
         if let Some(cookie) = &self.cookie {
@@ -71,6 +87,11 @@ impl Client {
         } else {
             request.push_str("\r\n");
         }
+        self.exchange(&request)
+    }
+
+    /// Writes `request` and reads the whole answer, timing both.
+    fn exchange(&mut self, request: &str) -> anyhow::Result<Response> {
         let started = Instant::now();
         self.reader.get_mut().write_all(request.as_bytes())?;
         let (status, headers) = self.head()?;

@@ -11,8 +11,12 @@
 //!    warm-up round, then `--samples` rounds. Each round visits every page once; pages about
 //!    one record (an issue, an agent, a run...) or with a filter rotate over many records, so
 //!    the samples are not the same page again and again.
-//! 3. Prints a Markdown table: p50 and p95 of each page (time from writing the request to the
-//!    last byte of the body) against the 50 ms target.
+//!    Then a second pass of `--samples / 2` rounds in which every measured request comes right
+//!    after a commit (an unmeasured `PATCH /api/v1/settings`, a write whose effects the read
+//!    caches cannot place): every cached figure is stale, so each page is built from the
+//!    database. A dashboard under live agents sits between the two passes.
+//! 3. Prints a Markdown table: p50 and p95 of each page in both passes (time from writing the
+//!    request to the last byte of the body) against the 50 ms target, judged on the worse p95.
 //!
 //! Usage: `mesa-pages-bench --mesa <mesa binary> [--issues N] [--agents N] [--activity N]
 //! [--samples N] [--cache DIR]`.
@@ -92,35 +96,45 @@ fn main() -> anyhow::Result<()> {
     let server = Server::start(&args.mesa, &db, work.path())?;
     let result = measure(server.port, &seeded, args.samples);
     server.stop()?;
-    let timings = result?;
+    let (cached, fresh) = result?;
 
     let mut out = String::new();
-    writeln!(out, "| page | requests | p50 | p95 | target (p95) |")?;
-    writeln!(out, "|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| page | p50 | p95 | p50 after a commit | p95 after a commit | target (p95) |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
     let mut worst: Option<(&str, Duration)> = None;
-    for t in &timings {
-        let p95 = t.percentile(95);
+    for (c, f) in cached.iter().zip(&fresh) {
+        let p95 = c.percentile(95).max(f.percentile(95));
         let mark = if p95 <= TARGET { "" } else { " **over**" };
         writeln!(
             out,
-            "| {} (`{}`) | {} | {} | {}{mark} | ≤ 50 ms |",
-            t.name,
-            t.example,
-            t.samples.len(),
-            ms(t.percentile(50)),
-            ms(p95)
+            "| {} (`{}`) | {} | {} | {} | {} | ≤ 50 ms{mark} |",
+            c.name,
+            c.example,
+            ms(c.percentile(50)),
+            ms(c.percentile(95)),
+            ms(f.percentile(50)),
+            ms(f.percentile(95)),
         )?;
         if worst.is_none_or(|(_, w)| p95 > w) {
-            worst = Some((t.name, p95));
+            worst = Some((c.name, p95));
         }
     }
     if let Some((name, p95)) = worst {
         writeln!(
             out,
-            "| **the slowest page at p95**: {name} | | | **{}** | ≤ 50 ms |",
+            "| **the slowest page at p95**: {name} | | | | **{}** | ≤ 50 ms |",
             ms(p95)
         )?;
     }
+    writeln!(
+        out,
+        "\n{} requests per page in the first pass, {} after a commit.",
+        cached.first().map_or(0, |t| t.samples.len()),
+        fresh.first().map_or(0, |t| t.samples.len()),
+    )?;
     print!("{out}");
     Ok(())
 }
@@ -322,8 +336,13 @@ impl Timing {
     }
 }
 
-/// Signs in, then a warm-up round and `samples` measured rounds over every page.
-fn measure(port: u16, seeded: &Seeded, samples: usize) -> anyhow::Result<Vec<Timing>> {
+/// Signs in, then a warm-up round and `samples` measured rounds over every page; then
+/// `samples / 2` (at least 1) rounds in which each measured request follows a commit.
+fn measure(
+    port: u16,
+    seeded: &Seeded,
+    samples: usize,
+) -> anyhow::Result<(Vec<Timing>, Vec<Timing>)> {
     let mut client = Client::connect(port)?;
     let form = format!("token={}&next=%2F", seeded.token);
     let login = client.post_form("/login", &form)?;
@@ -343,28 +362,52 @@ fn measure(port: u16, seeded: &Seeded, samples: usize) -> anyhow::Result<Vec<Tim
     client.set_cookie(cookie);
 
     let pages = pages(seeded);
-    let mut timings: Vec<Timing> = pages
-        .iter()
-        .map(|p| Timing {
-            name: p.name,
-            example: p.paths.first().cloned().unwrap_or_default(),
-            samples: Vec::with_capacity(samples),
-        })
-        .collect();
+    let timings = |n: usize| -> Vec<Timing> {
+        pages
+            .iter()
+            .map(|p| Timing {
+                name: p.name,
+                example: p.paths.first().cloned().unwrap_or_default(),
+                samples: Vec::with_capacity(n),
+            })
+            .collect()
+    };
     // The warm-up visits every path once, unmeasured (SQLite's page cache, the roster cache).
     for page in &pages {
         for path in &page.paths {
             fetch(&mut client, path)?;
         }
     }
+    let mut cached = timings(samples);
     for round in 0..samples {
-        for (page, timing) in pages.iter().zip(timings.iter_mut()) {
+        for (page, timing) in pages.iter().zip(cached.iter_mut()) {
             let path = &page.paths[round % page.paths.len()];
             timing.samples.push(fetch(&mut client, path)?);
         }
         eprintln!("round {} of {samples}", round + 1);
     }
-    Ok(timings)
+
+    let after_commit = (samples / 2).max(1);
+    let mut fresh = timings(after_commit);
+    let mut writer = Client::connect(port)?;
+    let mut writes = 0u64;
+    for round in 0..after_commit {
+        for (page, timing) in pages.iter().zip(fresh.iter_mut()) {
+            writes += 1;
+            let body = format!("{{\"bench_marker\": \"{writes}\"}}");
+            let written = writer.patch_json("/api/v1/settings", &seeded.token, &body)?;
+            ensure!(
+                written.status == 200,
+                "the write between requests answered {}: {}",
+                written.status,
+                written.body
+            );
+            let path = &page.paths[round % page.paths.len()];
+            timing.samples.push(fetch(&mut client, path)?);
+        }
+        eprintln!("round {} of {after_commit} after a commit", round + 1);
+    }
+    Ok((cached, fresh))
 }
 
 fn fetch(client: &mut Client, path: &str) -> anyhow::Result<Duration> {
