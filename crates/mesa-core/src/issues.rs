@@ -456,6 +456,38 @@ impl Mesa {
                 .checkout_issue(actor, key, expected_statuses, None)
                 .await;
         }
+        // A caller that named no version asked for no precondition: when another write lands
+        // between the read and the write, the command is decided again on the new state
+        // (it may then be refused by the workflow) instead of failing with a stale version.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self
+                .issue_command_once(actor, key, command.clone(), expected)
+                .await
+            {
+                Err(e)
+                    if expected.is_none()
+                        && attempts < COMMAND_ATTEMPTS
+                        && e.kind() == crate::ErrorKind::StaleVersion =>
+                {
+                    tracing::debug!(issue = %key, attempts, "issue changed meanwhile; deciding again");
+                    // A short, growing pause lets the competing writers through.
+                    tokio::time::sleep(retry_pause(attempts)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One read-decide-write of [`Mesa::issue_command`] (not a checkout).
+    async fn issue_command_once(
+        &self,
+        actor: &Actor,
+        key: &IssueKey,
+        command: IssueCommand,
+        expected: Option<Version>,
+    ) -> Result<IssueView> {
         let issue = self.inner.store.issue(key).await?;
         check_version(&issue, expected)?;
         let (snapshot, ctx) = self.context(actor, &issue).await?;
@@ -496,6 +528,34 @@ impl Mesa {
 
     /// `PATCH /issues/{key}`: field changes, and a status change through its §2 command.
     pub async fn update_issue(
+        &self,
+        actor: &Actor,
+        key: &IssueKey,
+        patch: IssuePatch,
+    ) -> Result<IssueView> {
+        // Without a version precondition, a write that lands between the read and the field
+        // change is no reason to fail: the (absolute) field values are applied again on the
+        // new state. The status command retries on its own (see `issue_command`).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.update_issue_once(actor, key, patch.clone()).await {
+                Err(e)
+                    if patch.expected.is_none()
+                        && attempts < COMMAND_ATTEMPTS
+                        && e.kind() == crate::ErrorKind::StaleVersion =>
+                {
+                    tracing::debug!(issue = %key, attempts, "issue changed meanwhile; editing again");
+                    // A short, growing pause lets the competing writers through.
+                    tokio::time::sleep(retry_pause(attempts)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt of [`Mesa::update_issue`].
+    async fn update_issue_once(
         &self,
         actor: &Actor,
         key: &IssueKey,
@@ -595,8 +655,10 @@ impl Mesa {
         if matches!(command, IssueCommand::Checkout { .. }) {
             return self.checkout_issue(actor, key, None, None).await;
         }
-        self.issue_command(actor, key, command, Some(issue.version))
-            .await
+        // Only a caller that named a version keeps the precondition (on the version its own
+        // field change, if any, produced).
+        let expected = patch.expected.map(|_| issue.version);
+        self.issue_command(actor, key, command, expected).await
     }
 
     async fn check_parent(&self, key: &IssueKey, parent: &IssueKey) -> Result<IssueKey> {
@@ -822,6 +884,20 @@ impl Mesa {
         }
         Ok(())
     }
+}
+
+/// How many times a command without a version precondition is decided again when the issue
+/// changed between its read and its write.
+const COMMAND_ATTEMPTS: u32 = 20;
+
+/// The pause before attempt `attempts + 1`: random within a window that grows with the
+/// attempts, so writers that collided do not collide again in step.
+fn retry_pause(attempts: u32) -> std::time::Duration {
+    let mut byte = [0u8; 1];
+    // Without randomness the pause is the window's middle: still growing, still correct.
+    let spread = getrandom::fill(&mut byte).map_or(128, |()| u64::from(byte[0]));
+    let window_us = 500 * u64::from(attempts.min(10));
+    std::time::Duration::from_micros(window_us * (spread + 1) / 256 + 100)
 }
 
 fn check_version(issue: &Issue, expected: Option<Version>) -> Result<()> {
