@@ -235,6 +235,16 @@ impl Driver for Engine {
     async fn snapshot(&self, now: Timestamp) -> mesa_scheduler::Result<Snapshot> {
         let mesa = &self.mesa;
         let store = &mesa.inner.store;
+        // Paused, nothing may start: the queue is not read (it may hold thousands of runs,
+        // and a paused server would otherwise read hundreds of them every pass for nothing).
+        if mesa.scheduler_paused().await {
+            return Ok(Snapshot {
+                paused: true,
+                queued: Vec::new(),
+                agents: HashMap::new(),
+                load: Load::default(),
+            });
+        }
         let queued = store
             .queued_runs(now, QUEUE_WINDOW)
             .await
@@ -273,7 +283,7 @@ impl Driver for Engine {
             load.pairs.insert((run.agent_id, run.issue_key.clone()));
         }
         Ok(Snapshot {
-            paused: mesa.scheduler_paused().await,
+            paused: false,
             queued: queued
                 .into_iter()
                 .map(|r| Candidate {
