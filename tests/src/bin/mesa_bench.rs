@@ -5,6 +5,10 @@
 //!    the seeded issues (median of several starts);
 //! 3. the idle resident memory of that server.
 //!
+//! Each seeded issue wakes the CEO (SPEC §6.1), so the database holds a queue of that many
+//! wake-ups; the scheduler is paused on it after seeding (the persisted switch of SPEC §6.2),
+//! so that the started server is idle rather than working through the queue.
+//!
 //! Usage: `mesa-bench --mesa <path to mesa binary> [--issues N] [--starts N] [--dir DIR]`.
 //! Prints a Markdown table on stdout.
 
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         "created {} issues: serial {serial:.0}/s, 32 callers {concurrent:.0}/s",
         args.issues
     );
+    runtime.block_on(pause_scheduler(&db, &dir))?;
 
     let mut starts = Vec::with_capacity(args.starts);
     let mut rss_kib = 0;
@@ -154,6 +159,16 @@ async fn seed(
     let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
     mesa.close().await;
     Ok(rate)
+}
+
+/// Sets the persisted scheduler pause switch, so the measured server is idle.
+async fn pause_scheduler(db: &Path, dir: &Path) -> anyhow::Result<()> {
+    let config = CoreConfig::new(dir, WorkingDir::parse(&dir.to_string_lossy())?);
+    let mesa = Mesa::builder().sqlite(db).config(config).build().await?;
+    mesa.set_scheduler_paused(&Actor::board("bench"), true)
+        .await?;
+    mesa.close().await;
+    Ok(())
 }
 
 /// Spawns `mesa serve` and measures the time until `/readyz` answers 200. Returns the RSS in KiB
