@@ -5,88 +5,22 @@
 
 #![expect(clippy::disallowed_methods, reason = "these tests run the real binary")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod support;
+use support::{Server, start};
+
 const TOKEN: &str = "mesa_brd_crash_test_token_0123456789abcdef0123";
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesa"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("RUST_LOG", "warn")
-        .env("MESA_BOARD_TOKEN", TOKEN)
-        .args(["serve", "--port", "0", "--db", "mesa.db"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Server { child, port }
-}
-
-impl Server {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        let status = response[9..12].parse().unwrap();
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, v) = self.call(method, path, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {v}"
-        );
-        v
-    }
-
-    fn runs(&self, issue: &str) -> Vec<Value> {
-        self.ok("GET", &format!("/runs?issue={issue}"), None)["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
+/// The runs of `issue`, newest first.
+fn runs(server: &Server, issue: &str) -> Vec<Value> {
+    server.ok("GET", &format!("/runs?issue={issue}"), None)["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
@@ -116,7 +50,7 @@ fn a_killed_server_kills_the_orphaned_group_fails_the_run_and_requeues_it() {
         "if [ -f {d}/restarted ]; then echo recovered; exit 0; fi; \
          echo $$ > {d}/pgid; sleep 1000 & echo $! > {d}/grandchild; wait"
     );
-    let server = start(dir.path());
+    let server = start(dir.path(), TOKEN);
     server.ok(
         "PATCH",
         "/agents/founding-engineer",
@@ -130,11 +64,11 @@ fn a_killed_server_kills_the_orphaned_group_fails_the_run_and_requeues_it() {
     let key = issue["key"].as_str().unwrap().to_owned();
     wait_for("the run to start its grandchild", || {
         dir.path().join("grandchild").exists()
-            && server.runs(&key).iter().any(|r| r["status"] == "running")
+            && runs(&server, &key).iter().any(|r| r["status"] == "running")
     });
     let pgid = std::fs::read_to_string(dir.path().join("pgid")).unwrap();
     let pgid = pgid.trim().to_owned();
-    let run_id = server.runs(&key)[0]["id"].as_str().unwrap().to_owned();
+    let run_id = runs(&server, &key)[0]["id"].as_str().unwrap().to_owned();
 
     // SIGKILL: the server gets no chance to stop its runs.
     let mut server = server;
@@ -144,7 +78,7 @@ fn a_killed_server_kills_the_orphaned_group_fails_the_run_and_requeues_it() {
     assert!(group_alive(&pgid), "the orphaned group outlives the server");
 
     std::fs::write(dir.path().join("restarted"), "").unwrap();
-    let server = start(dir.path());
+    let server = start(dir.path(), TOKEN);
     wait_for("the orphaned group to be killed", || !group_alive(&pgid));
     let run = server.ok("GET", &format!("/runs/{run_id}"), None);
     assert_eq!(run["status"], "failed", "{run}");
@@ -155,7 +89,7 @@ fn a_killed_server_kills_the_orphaned_group_fails_the_run_and_requeues_it() {
         "reservation released"
     );
     wait_for("the re-queued wake-up to run", || {
-        server.runs(&key).iter().any(|r| {
+        runs(&server, &key).iter().any(|r| {
             r["triggers"]
                 .as_array()
                 .is_some_and(|t| t.iter().any(|x| x == "recovery"))
@@ -172,7 +106,7 @@ fn sigterm_stops_runs_gracefully_records_them_cancelled_and_exits_zero() {
         "if [ -f {d}/restarted ]; then exit 0; fi; \
          echo $$ > {d}/pgid; sleep 1000 & echo $! > {d}/grandchild; wait"
     );
-    let mut server = start(dir.path());
+    let mut server = start(dir.path(), TOKEN);
     server.ok(
         "PATCH",
         "/agents/founding-engineer",
@@ -186,11 +120,11 @@ fn sigterm_stops_runs_gracefully_records_them_cancelled_and_exits_zero() {
     let key = issue["key"].as_str().unwrap().to_owned();
     wait_for("the run to start its grandchild", || {
         dir.path().join("grandchild").exists()
-            && server.runs(&key).iter().any(|r| r["status"] == "running")
+            && runs(&server, &key).iter().any(|r| r["status"] == "running")
     });
     let pgid = std::fs::read_to_string(dir.path().join("pgid")).unwrap();
     let pgid = pgid.trim().to_owned();
-    let run_id = server.runs(&key)[0]["id"].as_str().unwrap().to_owned();
+    let run_id = runs(&server, &key)[0]["id"].as_str().unwrap().to_owned();
 
     let pid = server.child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -212,13 +146,13 @@ fn sigterm_stops_runs_gracefully_records_them_cancelled_and_exits_zero() {
     wait_for("the run's process group to be gone", || !group_alive(&pgid));
 
     std::fs::write(dir.path().join("restarted"), "").unwrap();
-    let server = start(dir.path());
+    let server = start(dir.path(), TOKEN);
     let run = server.ok("GET", &format!("/runs/{run_id}"), None);
     assert_eq!(run["status"], "cancelled", "{run}");
     assert_eq!(run["failure_reason"], "shutdown", "{run}");
     assert_eq!(run["cost_reserved_usd"].as_f64(), Some(0.0));
     wait_for("the interrupted work to resume", || {
-        server.runs(&key).iter().any(|r| {
+        runs(&server, &key).iter().any(|r| {
             r["triggers"]
                 .as_array()
                 .is_some_and(|t| t.iter().any(|x| x == "recovery"))

@@ -8,91 +8,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod support;
+use support::start;
+
 const TOKEN: &str = "mesa_brd_hooks_test_token_0123456789abcdef0123";
 const SECRET: &str = "receiver-secret";
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesa"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("RUST_LOG", "warn")
-        .env("MESA_BOARD_TOKEN", TOKEN)
-        .args(["serve", "--port", "0", "--db", "mesa.db"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    // Keep draining what the server prints later (a closed pipe must not bother it).
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Server { child, port }
-}
-
-impl Server {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        write!(
-            s,
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        let status = response[9..12].parse().unwrap();
-        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, v) = self.call(method, path, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {v}"
-        );
-        v
-    }
-
-    /// SIGTERM, and a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "mesa exited with {status}");
-    }
-}
 
 /// One request the receiver got: lower-case headers, body, and the status it answered.
 #[derive(Debug, Clone)]
@@ -163,7 +88,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 fn a_receiver_down_three_times_gets_the_event_on_the_fourth_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (url, got) = receiver(&[503, 503, 503]);
-    let server = start(dir.path());
+    let server = start(dir.path(), TOKEN);
     server.ok(
         "PATCH",
         "/settings",
@@ -194,7 +119,7 @@ fn a_receiver_down_three_times_gets_the_event_on_the_fourth_across_a_restart() {
         "delivered before the restart"
     );
 
-    let server = start(dir.path());
+    let server = start(dir.path(), TOKEN);
     wait_for("the delivery", || {
         server.ok("GET", &log, None)["items"][0]["status"] == "delivered"
     });
